@@ -1,0 +1,3 @@
+from hotline.cli import main
+import sys
+sys.exit(main())

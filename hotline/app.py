@@ -1,0 +1,183 @@
+"""The one place that wires Hotline together.
+
+`Hotline(settings)` builds every component with its collaborators passed in; `start()` starts them in
+dependency order as named, supervised tasks and `stop()` stops them in reverse order:
+
+    database (migrated) -> configuration snapshot -> realtime backend -> journal -> AMI clients
+    -> FastAGI server -> HTTP server (health + realtime)
+
+No module-level state: two Hotline instances can run in one process (the tests do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hotline.asterisk.agi_server import AGIServer
+from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
+from hotline.db.engine import create_engine_for
+from hotline.db.migrate import upgrade
+from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
+from hotline.features.cluster.service import NodeService
+from hotline.features.config.service import ConfigService
+from hotline.features.journal.service import JournalService
+from hotline.features.routing.agi_handlers import RoutingHandlers
+from hotline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Hotline:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine_for(settings.effective_database_url)
+        self.config_repo = ConfigRepository(self.engine)
+        self.contact_repo = ContactRepository(self.engine)
+        self.call_repo = CallRepository(self.engine)
+        self.config = ConfigService(self.config_repo)
+        self.realtime = RealtimeBackend(self._persist_realtime)
+        self.journal = JournalService(
+            self.call_repo,
+            batch_size=settings.journal_batch_size,
+            flush_interval=settings.journal_flush_interval,
+            max_pending=settings.journal_max_pending,
+            call_idle_timeout=settings.call_idle_timeout,
+        )
+        self.nodes = NodeService(settings, self.config_repo, self.journal)
+        self.routing = RoutingHandlers(
+            lambda: self.config.snapshot, self.journal, decision_timeout=settings.agi_decision_timeout
+        )
+        self.agi = AGIServer(
+            {"inbound": self.routing.inbound, "outbound": self.routing.outbound},
+            command_timeout=settings.agi_command_timeout,
+            max_sessions=settings.agi_max_sessions,
+        )
+        self.realtime_asgi = RealtimeASGI(self.realtime, settings.realtime_token, settings.realtime_allowed_addresses)
+        self.web = Starlette(routes=[Route("/health", self._health)])
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._http: uvicorn.Server | None = None
+
+    # ------------------------------------------------------------------ ASGI entry
+    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/realtime/"):
+            await self.realtime_asgi(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+    async def _health(self, request: Request) -> JSONResponse:
+        body = {
+            "status": "ok",
+            "config_version": self.config.version,
+            "nodes": self.nodes.status(),
+            "realtime": {"requests": self.realtime.requests, "errors": self.realtime.errors,
+                         "contacts": self.realtime.contact_count(), "pending_writes": self.realtime.pending_writes()},
+            "agi": {"active": self.agi.active, "done": self.agi.sessions_done, "refused": self.agi.refused},
+            "journal": {"pending": self.journal.pending(), "written": self.journal.written,
+                        "dropped": self.journal.dropped, "active_calls": len(self.journal.active_calls())},
+        }  # fmt: skip
+        return JSONResponse(body)
+
+    # ------------------------------------------------------------------ persistence of Asterisk's writes
+    async def _persist_realtime(self, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "contact_upsert":
+            cid, row = args
+            fields = dict(row)
+            try:
+                expiration = int(fields.get("expiration_time") or 0)
+            except ValueError:
+                expiration = 0
+            await asyncio.to_thread(self.contact_repo.upsert, cid, fields.get("endpoint", ""), expiration, fields)
+        elif kind == "contact_delete":
+            await asyncio.to_thread(self.contact_repo.delete, args[0])
+        elif kind == "member_pause":
+            uid, paused, reason = args
+            await asyncio.to_thread(self.config_repo.set_member_paused, uid, paused, reason)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died: %r", task.get_name(), task.exception())
+
+    async def start(self, *, serve_http: bool = True) -> None:
+        s = self.settings
+        await asyncio.to_thread(upgrade, self.engine)
+        contacts = await asyncio.to_thread(self.contact_repo.load_all)
+        self.realtime.load_contacts((cid, tuple(fields.items())) for cid, _ep, _exp, fields in contacts)
+        self.config.subscribe(self.realtime.apply_snapshot)
+        await self.config.start()
+        self.config.subscribe(self.nodes.on_snapshot)
+        self._spawn(self.config.watch_loop(), "config-watch")
+        self._spawn(self.realtime.persist_loop(), "realtime-persist")
+        self._spawn(self.journal.flush_loop(), "journal-flush")
+        await self.agi.start(s.agi_host, s.agi_port)
+        if serve_http:
+            config = uvicorn.Config(
+                self.asgi, host=s.http_host, port=s.http_port, log_level="warning", access_log=False,
+                lifespan="off", timeout_keep_alive=65, interface="asgi3",
+            )  # fmt: skip
+            self._http = uvicorn.Server(config)
+            self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            self._spawn(self._http.serve(), "http")
+            while not self._http.started:
+                if self._tasks[-1].done():
+                    self._tasks[-1].result()
+                await asyncio.sleep(0.01)
+        log.info("Hotline started: http %s:%d, agi %s:%d", s.http_host, s.http_port, s.agi_host, s.agi_port)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+        await self.agi.stop()
+        await self.nodes.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.realtime.drain(), 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.journal.flush(), 10)
+        for task in reversed(self._tasks):
+            if task.get_name() == "http":
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 5)
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self.engine.dispose()
+
+
+async def run_forever(settings: Settings, on_started: Callable[[Hotline], None] | None = None) -> None:
+    hotline = Hotline(settings)
+    await hotline.start()
+    if on_started:
+        on_started(hotline)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await hotline.stop()
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, default=str, ensure_ascii=False, indent=2)

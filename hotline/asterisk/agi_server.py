@@ -1,0 +1,200 @@
+"""FastAGI server (asyncio Protocol): one connection per call, dispatched by script name to a handler.
+
+Thin adapter: bytes go through the sans-I/O `AGIConnection` codec; a handler gets an `AGISession` with
+`command()`, `set_variable()`, `get_variable()`.  Invariants:
+- Every command waits at most `command_timeout`; a handler can never hang a call on Hotline's side.
+- Asterisk's unsolicited `HANGUP` line (asterisk-reference.md §2.4) only marks the session hung up; the
+  real reply still follows and is returned.  Commands after hang-up are still sent (SET VARIABLE works
+  on a dead channel) and return Asterisk's 511 reply as an `AGIReply`.
+- When the handler returns, fails or times out, the socket is closed: Asterisk then leaves AGI() and the
+  dialplan decides (no HOTLINE_ACTION set means the fallback).  Malformed data closes the connection.
+- At most `max_sessions` sessions run at once; past that a connection is closed at once (the dialplan's
+  fallback takes the call) rather than queued behind a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from hotline.errors import AGIProtocolError
+from hotline.protocols.agi import NEED_DATA, AGIConnection, AGIEnvironment, AGIReply, HangupNotice
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["AGISession"], Awaitable[None]]
+
+
+class AGIHangup(Exception):
+    """The connection closed while a command was pending (the caller hung up and Asterisk left AGI)."""
+
+
+class AGISession:
+    __slots__ = ("_conn", "_proto", "_waiter", "env", "hungup")
+
+    def __init__(self, proto: _AGIProtocol, conn: AGIConnection, env: AGIEnvironment) -> None:
+        self._proto = proto
+        self._conn = conn
+        self.env = env
+        self.hungup = False
+        self._waiter: asyncio.Future[AGIReply] | None = None
+
+    async def command(self, command: str, *args: str) -> AGIReply:
+        transport = self._proto.transport
+        if transport is None or transport.is_closing():
+            raise AGIHangup("connection closed")
+        data = self._conn.send_command(command, *args)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[AGIReply] = loop.create_future()
+        self._waiter = waiter
+        transport.write(data)
+        timer = loop.call_later(self._proto.server.command_timeout, _expire, waiter, command)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    async def set_variable(self, name: str, value: str) -> AGIReply:
+        return await self.command("SET VARIABLE", name, value)
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command("GET VARIABLE", name)
+        return reply.data if reply.ok and reply.result == "1" else None
+
+    async def verbose(self, message: str, level: int = 1) -> AGIReply:
+        return await self.command("VERBOSE", message, str(level))
+
+    # called by the protocol
+    def _reply(self, reply: AGIReply) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(reply)
+
+    def _lost(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_exception(AGIHangup("connection closed while waiting for a reply"))
+
+
+def _expire(waiter: asyncio.Future[AGIReply], command: str) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"no reply to {command} from Asterisk"))
+
+
+class _AGIProtocol(asyncio.Protocol):
+    def __init__(self, server: AGIServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.conn = AGIConnection()
+        self.session: AGISession | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        srv = self.server
+        if srv.active >= srv.max_sessions:
+            srv.refused += 1
+            log.warning("AGI: %d sessions running, refusing a new one", srv.active)
+            transport.close()
+            return
+        srv.active += 1
+        self._counted = True
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.conn.receive_data(data)
+            while True:
+                ev = self.conn.next_event()
+                if ev is NEED_DATA:
+                    return
+                if isinstance(ev, AGIReply):
+                    if self.session is not None:
+                        self.session._reply(ev)
+                elif isinstance(ev, HangupNotice):
+                    if self.session is not None:
+                        self.session.hungup = True
+                elif isinstance(ev, AGIEnvironment):
+                    self._start(ev)
+        except AGIProtocolError as exc:
+            self.server.protocol_errors += 1
+            log.warning("AGI: closing connection from %s: %s", self._peer(), exc)
+            self._close()
+
+    def _peer(self) -> object:
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    def _start(self, env: AGIEnvironment) -> None:
+        handler = self.server.routes.get(env.script)
+        if handler is None:
+            log.warning("AGI: unknown script %r requested by %s", env.script, env.channel)
+            self._close()
+            return
+        self.session = AGISession(self, self.conn, env)
+        self.task = asyncio.get_running_loop().create_task(self._run(handler, self.session))
+
+    async def _run(self, handler: Handler, session: AGISession) -> None:
+        try:
+            await asyncio.wait_for(handler(session), self.server.session_timeout)
+        except asyncio.CancelledError:
+            raise
+        except AGIHangup:
+            pass
+        except TimeoutError:
+            log.warning("AGI: handler for %s timed out", session.env.channel)
+        except Exception:
+            self.server.handler_errors += 1
+            log.exception("AGI: handler failed for %s", session.env.channel)
+        finally:
+            self.server.sessions_done += 1
+            self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if getattr(self, "_counted", False):
+            self.server.active -= 1
+            self._counted = False
+        if self.session is not None:
+            self.session._lost()
+
+
+class AGIServer:
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        *,
+        command_timeout: float = 10.0,
+        session_timeout: float = 3600.0,
+        max_sessions: int = 2000,
+    ) -> None:
+        self.routes = dict(routes)
+        self.command_timeout = command_timeout
+        self.session_timeout = session_timeout
+        self.max_sessions = max_sessions
+        self.active = 0
+        self.refused = 0
+        self.protocol_errors = 0
+        self.handler_errors = 0
+        self.sessions_done = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _AGIProtocol(self), host, port, reuse_address=True, backlog=1024)
+        log.info("FastAGI listening on %s:%d", host, port)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None

@@ -1,0 +1,324 @@
+"""Render one Asterisk node's private configuration from Hotline's settings.
+
+Pure: returns {file name: text}; `lab.write_node_config` writes them.  What is static here is only what
+must work when Hotline is unreachable (transports, the carrier trunk, the dialplan skeleton and the
+fallback) or what Asterisk cannot take from realtime.  Phones, queues and members come live from Hotline's
+realtime backend (res_config_curl), so changing them needs no reload.
+
+Facts this relies on (see ../shared/design/asterisk-reference.md):
+- res_curl.conf timeouts are in SECONDS and HTTP errors are ignored unless `failurecodes` is set (trap 1, 2).
+- A copied asterisk.conf `[directories](!)` would be a template; we write `[directories]` (trap 18).
+- `systemname` makes uniqueids unique across nodes (trap 16).
+- AMI drops readers slower than writetimeout (trap 10): we set 5000 ms and read continuously anyway.
+- AGI has no read timeout (trap 12): the dialplan arms TIMEOUT(absolute) around AGI() with
+  AGIEXITONHANGUP=yes, so a hung Hotline sends the call to the `T` extension and on to the fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.settings import Settings
+
+MODULES = (
+    # realtime over HTTP + sorcery wizards
+    "res_curl.so", "func_curl.so", "res_config_curl.so", "res_sorcery_config.so", "res_sorcery_memory.so",
+    "res_sorcery_astdb.so", "res_sorcery_realtime.so", "res_sorcery_memory_cache.so", "res_realtime.so",
+    # PJSIP
+    "res_pjproject.so", "res_pjsip.so", "res_pjsip_session.so", "res_pjsip_pubsub.so", "chan_pjsip.so",
+    "res_pjsip_authenticator_digest.so", "res_pjsip_outbound_authenticator_digest.so",
+    "res_pjsip_endpoint_identifier_user.so", "res_pjsip_endpoint_identifier_ip.so",
+    "res_pjsip_registrar.so", "res_pjsip_sdp_rtp.so", "res_pjsip_caller_id.so",
+    "res_pjsip_header_funcs.so", "res_pjsip_refer.so", "res_pjsip_rfc3326.so", "res_pjsip_dtmf_info.so",
+    "res_pjsip_nat.so", "res_pjsip_acl.so", "res_pjsip_logger.so", "res_rtp_asterisk.so",
+    "res_timing_timerfd.so",
+    # bridging, codecs, formats
+    "bridge_simple.so", "bridge_native_rtp.so", "bridge_softmix.so", "bridge_holding.so",
+    "bridge_builtin_features.so", "codec_ulaw.so", "codec_alaw.so", "codec_gsm.so", "format_wav.so",
+    "format_pcm.so", "format_sln.so", "format_gsm.so",
+    # dialplan and applications
+    "pbx_config.so", "app_dial.so", "app_queue.so", "app_stack.so", "app_playback.so", "app_echo.so",
+    "app_verbose.so", "app_exec.so", "app_transfer.so", "app_mixmonitor.so", "app_userevent.so",
+    "res_musiconhold.so", "res_speech.so", "res_agi.so", "func_channel.so", "func_callerid.so",
+    "func_strings.so", "func_logic.so", "func_global.so", "func_uri.so", "func_realtime.so",
+    "func_timeout.so", "app_senddtmf.so", "app_read.so", "app_chanspy.so",
+    # reporting
+    "res_security_log.so",
+)  # fmt: skip
+
+REALTIME_FAMILIES = ("ps_endpoints", "ps_auths", "ps_aors", "ps_contacts", "queues", "queue_members")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    address: str
+    sip_port: int
+    ami_port: int
+    rtp_start: int
+    rtp_end: int
+
+
+def render_node(settings: Settings, node: NodeSpec, ast_dir: str) -> dict[str, str]:
+    """All configuration files of one node; `ast_dir` is the node folder as Asterisk sees it."""
+    return {
+        "asterisk.conf": _asterisk_conf(node, ast_dir),
+        "modules.conf": _modules_conf(),
+        "logger.conf": _logger_conf(),
+        "manager.conf": _manager_conf(settings, node),
+        "http.conf": "[general]\nenabled = no\n",
+        "res_curl.conf": _res_curl_conf(settings, node),
+        "extconfig.conf": _extconfig_conf(settings),
+        "sorcery.conf": _sorcery_conf(),
+        "pjsip.conf": _pjsip_conf(settings, node),
+        "rtp.conf": f"[general]\nrtpstart = {node.rtp_start}\nrtpend = {node.rtp_end}\nrtcpinterval = 5000\n",
+        "queues.conf": _queues_conf(),
+        "musiconhold.conf": "[default]\nmode = files\ndirectory = moh\n",
+        "extensions.conf": _extensions_conf(settings, node),
+        "cdr.conf": "[general]\nenable = no\n",
+        "cel.conf": "[general]\nenable = no\n",
+        "features.conf": "[general]\n",
+        "ccss.conf": "[general]\n",
+        "udptl.conf": "[general]\n",
+        "acl.conf": "",
+        "indications.conf": _INDICATIONS,
+        "stasis.conf": "",
+        "pjproject.conf": "",
+        "res_pjsip_endpoint_identifier_ip.conf": "",
+    }
+
+
+def _asterisk_conf(node: NodeSpec, d: str) -> str:
+    return f"""[directories]
+astetcdir => {d}/etc
+astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules
+astvarlibdir => /var/lib/asterisk
+astdbdir => {d}/lib
+astkeydir => {d}/lib
+astdatadir => /usr/share/asterisk
+astagidir => {d}/lib
+astspooldir => {d}/spool
+astrundir => {d}/run
+astlogdir => {d}/log
+astcachedir => {d}/lib
+astsbindir => /usr/sbin
+
+[options]
+systemname = {node.name}
+verbose = 1
+debug = 0
+maxload = 0
+hideconnect = yes
+"""
+
+
+def _modules_conf() -> str:
+    lines = ["[modules]", "autoload = no"]
+    lines += [f"load = {m}" for m in MODULES]
+    lines += ["require = chan_pjsip.so", "require = res_config_curl.so", "require = res_agi.so"]
+    return "\n".join(lines) + "\n"
+
+
+def _logger_conf() -> str:
+    return """[general]
+queue_log = yes
+dateformat = %F %T.%3q
+
+[logfiles]
+console => notice,warning,error
+messages.log => notice,warning,error,verbose
+security.log => security
+"""
+
+
+def _manager_conf(settings: Settings, node: NodeSpec) -> str:
+    return f"""[general]
+enabled = yes
+bindaddr = {node.address}
+port = {node.ami_port}
+timestampevents = yes
+displayconnects = no
+channelvars = HOTLINE_CALL_ID
+; CDR/CEL are off; the journal builds call records from channel and queue events.
+disabledevents = Newexten,VarSet
+
+[{settings.ami_username}]
+secret = {settings.ami_secret}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.0/255.0.0.0
+read = system,call,agent,user,dtmf,reporting,security,agi
+write = system,call,agent,user,command,reporting,originate,agi
+writetimeout = 5000
+"""
+
+
+def _res_curl_conf(settings: Settings, node: NodeSpec) -> str:
+    return f"""[globals]
+conntimeout = {settings.realtime_connect_timeout}
+httptimeout = {settings.realtime_http_timeout}
+failurecodes = 400,401,403,404,500,502,503,504
+httpheader = X-Hotline-Token: {settings.realtime_token}
+httpheader = X-Hotline-Node: {node.name}
+"""
+
+
+def _extconfig_conf(settings: Settings) -> str:
+    base = settings.realtime_base_url
+    lines = ["[settings]"]
+    lines += [f"{fam} => curl,{base}/{fam}" for fam in REALTIME_FAMILIES]
+    return "\n".join(lines) + "\n"
+
+
+def _sorcery_conf() -> str:
+    # Static objects (the carrier trunk) come from pjsip.conf, phones from realtime; config first.
+    # Identify stays static: realtime identify costs a /multi on every request (trap 7).
+    return """[res_pjsip]
+endpoint = config,pjsip.conf,criteria=type=endpoint
+endpoint = realtime,ps_endpoints
+auth = config,pjsip.conf,criteria=type=auth
+auth = realtime,ps_auths
+aor = config,pjsip.conf,criteria=type=aor
+aor = realtime,ps_aors
+contact = realtime,ps_contacts
+
+[res_pjsip_endpoint_identifier_ip]
+identify = config,pjsip.conf,criteria=type=identify
+"""
+
+
+def _pjsip_conf(settings: Settings, node: NodeSpec) -> str:
+    matches = "\n".join(f"match = {net}" for net in settings.carrier_addresses)
+    return f"""[global]
+type = global
+default_realm = {settings.sip_realm}
+user_agent = Hotline-{node.name}
+endpoint_identifier_order = ip,username
+contact_expiration_check_interval = 30
+
+[udp]
+type = transport
+protocol = udp
+bind = {node.address}:{node.sip_port}
+
+[carrier]
+type = aor
+contact = {settings.carrier_contact}
+
+[carrier]
+type = endpoint
+transport = udp
+aors = carrier
+context = from-carrier
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+rtp_symmetric = yes
+send_pai = yes
+trust_id_inbound = yes
+
+[carrier]
+type = identify
+endpoint = carrier
+{matches}
+"""
+
+
+def _queues_conf() -> str:
+    return """[general]
+persistentmembers = no
+shared_lastcall = yes
+log_membername_as_agent = yes
+log-caller-id-name = yes
+"""
+
+
+def _extensions_conf(settings: Settings, node: NodeSpec) -> str:
+    agi = f"agi://{settings.agi_host}:{settings.agi_port}"
+    fallback_dial = settings.fallback_dial
+    return f"""; Rendered by Hotline for {node.name}. Routing decisions come from Hotline's FastAGI router;
+; this file only carries them out, and holds the fallback for when Hotline cannot decide.
+[general]
+static = yes
+writeprotect = yes
+
+[globals]
+HOTLINE_NODE = {node.name}
+HOTLINE_FALLBACK_DIAL = {fallback_dial}
+HOTLINE_FALLBACK_CAUSE = {settings.fallback_cause}
+
+[from-carrier]
+exten => _X.,1,Goto(hotline-inbound,${{EXTEN}},1)
+exten => _+X.,1,Goto(hotline-inbound,${{EXTEN}},1)
+exten => s,1,Goto(hotline-inbound,s,1)
+
+[hotline-inbound]
+exten => _[+0-9a-zA-Z*#].,1,Set(AGIEXITONHANGUP=yes)
+ same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})
+ same => n,AGI({agi}/inbound?node={node.name})
+ same => n,Set(TIMEOUT(absolute)=0)
+ same => n,GotoIf($["${{HOTLINE_ACTION}}" = ""]?hotline-fallback,s,1)
+ same => n,Goto(hotline-do-${{HOTLINE_ACTION}},s,1)
+exten => s,1,Goto(hotline-inbound,anonymous,1)
+; The AGI watchdog fired: Hotline accepted the call but did not decide in time (hung or overloaded).
+exten => T,1,Set(TIMEOUT(absolute)=0)
+ same => n,Set(HOTLINE_FALLBACK_REASON=watchdog)
+ same => n,Goto(hotline-fallback,s,1)
+exten => h,1,NoOp(hang-up during routing)
+
+[hotline-phones]
+exten => _[+0-9a-zA-Z*#].,1,Set(AGIEXITONHANGUP=yes)
+ same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})
+ same => n,AGI({agi}/outbound?node={node.name})
+ same => n,Set(TIMEOUT(absolute)=0)
+ same => n,GotoIf($["${{HOTLINE_ACTION}}" = ""]?hotline-fallback,s,1)
+ same => n,Goto(hotline-do-${{HOTLINE_ACTION}},s,1)
+exten => T,1,Set(TIMEOUT(absolute)=0)
+ same => n,Set(HOTLINE_FALLBACK_REASON=watchdog)
+ same => n,Goto(hotline-fallback,s,1)
+
+[hotline-do-queue]
+exten => s,1,Queue(${{HOTLINE_QUEUE}},${{HOTLINE_QUEUE_OPTIONS}},,,${{HOTLINE_QUEUE_TIMEOUT}})
+ same => n,Hangup(${{IF($["${{QUEUESTATUS}}" = "FULL"]?34:16)}})
+
+[hotline-do-dial]
+exten => s,1,Dial(${{HOTLINE_DIAL}},${{HOTLINE_DIAL_TIMEOUT}})
+ same => n,Hangup()
+
+[hotline-do-hangup]
+exten => s,1,GotoIf($["${{HOTLINE_MESSAGE}}" = ""]?bye)
+ same => n,Answer()
+ same => n,Playback(${{HOTLINE_MESSAGE}})
+ same => n(bye),Hangup(${{HOTLINE_CAUSE}})
+
+; Hotline was down, refused, failed or too slow. The call still goes somewhere: the configured fallback
+; Dial() target, else a message and a hang-up with the fallback cause. A call id is made up from the
+; node-unique uniqueid so the call can still be traced in Asterisk's logs.
+[hotline-fallback]
+exten => s,1,Set(__HOTLINE_CALL_ID=${{IF($["${{HOTLINE_CALL_ID}}" = ""]?fb-${{UNIQUEID}}:${{HOTLINE_CALL_ID}})}})
+ same => n,UserEvent(HotlineFallback,Reason: ${{IF($["${{HOTLINE_FALLBACK_REASON}}" = ""]?agi-${{AGISTATUS}}:${{HOTLINE_FALLBACK_REASON}})}},Exten: ${{EXTEN}})
+ same => n,Log(WARNING,Hotline fallback for ${{CALLERID(num)}} reason=${{HOTLINE_FALLBACK_REASON}} agi=${{AGISTATUS}})
+ same => n,GotoIf($["${{HOTLINE_FALLBACK_DIAL}}" = ""]?message)
+ same => n,Dial(${{HOTLINE_FALLBACK_DIAL}},60)
+ same => n,Hangup()
+ same => n(message),Answer()
+ same => n,Playback(ss-noservice)
+ same => n,Hangup(${{HOTLINE_FALLBACK_CAUSE}})
+"""
+
+
+_INDICATIONS = """[general]
+country = us
+
+[us]
+description = United States / North America
+ringcadence = 2000,4000
+dial = 350+440
+busy = 480+620/500,0/500
+ring = 440+480/2000,0/4000
+congestion = 480+620/250,0/250
+callwaiting = 440/300,0/10000
+dialrecall = !350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440
+record = 1400/500,0/15000
+info = !950/330,!1400/330,!1800/330,0
+stutter = !350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440
+"""

@@ -1,0 +1,268 @@
+"""Hotline's database schema, declared once in SQLAlchemy Core for SQLite, PostgreSQL and MariaDB.
+
+Invariants:
+- the Alembic migrations (hotline/db/migrations/versions) create exactly this schema; a test compares
+  the migrated database with `metadata` on all three databases.  Change both together.
+- constraint and index names come from `NAMING_CONVENTION`, so migrations can name them portably;
+- every string column has a length (MariaDB needs one) and MariaDB tables are InnoDB, utf8mb4 with the
+  binary collation `utf8mb4_bin`: unique names then compare exactly as on PostgreSQL and SQLite
+  (the server default utf8mb4_general_ci would make 'Alice' and 'alice', or 'e' and 'é', duplicates);
+- datetimes are stored as naive UTC (`Timestamp`: microseconds on every database; MariaDB's plain
+  DATETIME would drop them).  The repositories convert to and from aware UTC at the boundary;
+- `config_version` holds one row (id 1); every configuration write increments it in its transaction;
+- defaults live in the database (`server_default`), so the repositories insert only what they are given.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Table options for MariaDB/MySQL (ignored by the other databases).
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def Timestamp() -> sa.DateTime:
+    """Naive-UTC datetime with microseconds on every database."""
+    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def utcnow_naive() -> datetime:
+    """The current time as the database stores it: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _created_at() -> sa.Column[datetime]:
+    return sa.Column("created_at", Timestamp(), nullable=False, default=utcnow_naive)
+
+
+def _updated_at() -> sa.Column[datetime]:
+    return sa.Column("updated_at", Timestamp(), nullable=False, default=utcnow_naive, onupdate=utcnow_naive)
+
+
+def _int(name: str, default: int, **kw: Any) -> sa.Column[int]:
+    return sa.Column(name, sa.Integer(), nullable=False, server_default=sa.text(str(default)), **kw)
+
+
+def _str(name: str, length: int, default: str, **kw: Any) -> sa.Column[str]:
+    return sa.Column(name, sa.String(length), nullable=False, server_default=default, **kw)
+
+
+def _bool(name: str, default: bool) -> sa.Column[bool]:
+    return sa.Column(name, sa.Boolean(), nullable=False, server_default=sa.true() if default else sa.false())
+
+
+phones = sa.Table(
+    "phones",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    # The PJSIP endpoint/auth/AOR id: [A-Za-z0-9._-]{1,64}.
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("digest_md5", sa.CHAR(32), nullable=False),
+    sa.Column("digest_sha256", sa.CHAR(64), nullable=False),
+    sa.Column("realm", sa.String(64), nullable=False),
+    _str("context", 64, "hotline-phones"),
+    _str("callerid", 128, ""),
+    _str("codecs", 128, "ulaw,alaw"),
+    _int("max_contacts", 1),
+    _bool("enabled", True),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+agent_groups = sa.Table(
+    "agent_groups",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    _str("description", 255, ""),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("number", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("group_id", sa.Integer(), sa.ForeignKey("agent_groups.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("pin_hash", sa.String(255), nullable=True),
+    sa.Column("phone_id", sa.Integer(), sa.ForeignKey("phones.id", ondelete="SET NULL"), nullable=True),
+    _bool("enabled", True),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+queues = sa.Table(
+    "queues",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    _str("strategy", 32, "ringall"),
+    _int("timeout", 15),
+    _int("retry", 5),
+    _int("wrapuptime", 0),
+    _int("maxlen", 0),
+    _int("servicelevel", 60),
+    _str("musicclass", 128, "default"),
+    _str("joinempty", 128, "yes"),
+    _str("leavewhenempty", 128, "no"),
+    _bool("ringinuse", False),
+    _int("weight", 0),
+    sa.Column("max_wait", sa.Integer(), nullable=True),
+    _int("announce_frequency", 0),
+    _str("announce_holdtime", 8, "no"),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+queue_members = sa.Table(
+    "queue_members",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("queue_id", sa.Integer(), sa.ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("interface", sa.String(128), nullable=False),
+    _str("membername", 128, ""),
+    _str("state_interface", 128, ""),
+    _int("penalty", 0),
+    _int("paused", 0),
+    _str("reason_paused", 80, ""),
+    sa.Column("wrapuptime", sa.Integer(), nullable=True),
+    sa.Column("ringinuse", sa.Boolean(), nullable=True),
+    sa.Column("uniqueid", sa.String(80), nullable=False, unique=True),
+    sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.UniqueConstraint("queue_id", "interface"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+did_routes = sa.Table(
+    "did_routes",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("did", sa.String(64), nullable=False, unique=True),
+    sa.Column("dest_type", sa.String(16), nullable=False),
+    _str("dest_value", 255, ""),
+    sa.Column("hangup_cause", sa.Integer(), nullable=True),
+    _str("description", 255, ""),
+    _bool("enabled", True),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("sip_port", sa.Integer(), nullable=False),
+    sa.Column("ami_port", sa.Integer(), nullable=False),
+    _str("state", 16, "unknown"),
+    sa.Column("last_seen_at", Timestamp(), nullable=True),
+    _int("active_calls", 0),
+    sa.Column("load", sa.Double(), nullable=False, server_default=sa.text("0")),
+    _str("version", 64, ""),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("call_id", sa.String(40), primary_key=True),
+    sa.Column("node", sa.String(64), nullable=False),
+    sa.Column("caller_num", sa.String(64), nullable=False),
+    sa.Column("caller_name", sa.String(255), nullable=False),
+    sa.Column("did", sa.String(64), nullable=False),
+    sa.Column("destination", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", Timestamp(), nullable=False, index=True),
+    sa.Column("answered_at", Timestamp(), nullable=True),
+    sa.Column("queue_name", sa.String(128), nullable=True),
+    sa.Column("queue_entered_at", Timestamp(), nullable=True),
+    sa.Column("queue_wait_s", sa.Double(), nullable=True),
+    sa.Column("agent_number", sa.String(32), nullable=True),
+    sa.Column("agent_channel", sa.String(255), nullable=True),
+    sa.Column("ended_at", Timestamp(), nullable=True),
+    sa.Column("duration_s", sa.Double(), nullable=True),
+    sa.Column("talk_s", sa.Double(), nullable=True),
+    sa.Column("hangup_by", sa.String(16), nullable=True),
+    sa.Column("hangup_cause", sa.Integer(), nullable=True),
+    sa.Column("hangup_cause_text", sa.String(128), nullable=True),
+    sa.Column("route_error", sa.Text(), nullable=True),
+    sa.Index(None, "caller_num"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+call_events = sa.Table(
+    "call_events",
+    metadata,
+    # BIGINT does not alias ROWID in SQLite, so SQLite gets INTEGER to autoincrement.
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # No separate index on call_id: the unique (call_id, seq) index below serves every lookup by call_id,
+    # and one index less is one write less per journal event.
+    sa.Column("call_id", sa.String(40), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("ts", Timestamp(), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("node", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("uniqueid", sa.String(150), nullable=True),
+    sa.Column("channel", sa.String(255), nullable=True),
+    # JSON object of strings; Text rather than JSON so the three databases store it the same way.
+    sa.Column("data", sa.Text(), nullable=False),
+    sa.UniqueConstraint("call_id", "seq"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+ps_contacts = sa.Table(
+    "ps_contacts",
+    metadata,
+    # The contact id Asterisk chooses (e.g. "1001^3B@<hash>"), kept verbatim.
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("endpoint", sa.String(64), nullable=False, index=True),
+    sa.Column("expiration_time", sa.BigInteger(), nullable=False),
+    # JSON object of every column Asterisk stored for the contact.
+    sa.Column("fields", sa.Text(), nullable=False),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+config_version = sa.Table(
+    "config_version",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+#: The single row of `config_version`.
+CONFIG_VERSION_ID = 1

@@ -1,0 +1,264 @@
+"""The journal: every event of a call, under its Hotline call id, written in batches; plus call records.
+
+Sources: AMI events of every node (`on_ami`), and Hotline's own decisions (`record`).  An AMI event
+belongs to a call when it carries `ChanVariable: HOTLINE_CALL_ID=...` (manager.conf channelvars), or when
+its Uniqueid or Linkedid is already known to belong to one.  Events that arrive before the call id is
+known (the caller's Newchannel comes before the AGI assigns the id) wait in a small bounded buffer per
+channel and are released, in arrival order, when `bind()` links the channel to its call.
+
+Invariants:
+- `on_ami` and `record` never block and never touch the database: they append to a bounded buffer.
+  The AMI reader must never stall (asterisk-reference.md trap 10).
+- `flush_loop` writes pending events in batches of at most `batch_size`, one transaction per batch;
+  when the database fails, the batch is kept and retried (with back-off), never lost or half-written.
+- Sequence numbers are per call and follow arrival order.
+- A call record is upserted when the call starts and when it ends (`CallTracker` decides the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from hotline.db.repositories import CallRepository
+from hotline.domain.call_state import CallTracker
+from hotline.domain.calls import CallRecord, JournalEvent
+from hotline.protocols.ami import Message
+
+log = logging.getLogger(__name__)
+
+# Events that never belong to a call journal (node and registration housekeeping).
+_SKIP = frozenset(
+    {"FullyBooted", "SuccessfulAuth", "ChallengeSent", "PeerStatus", "ContactStatus", "DeviceStateChange",
+     "QueueMemberStatus", "Registry", "Reload", "ModuleLoadReport", "Newexten", "VarSet", "RTCPSent",
+     "RTCPReceived", "AGIExecStart", "AGIExecEnd"}
+)  # fmt: skip
+_PENDING_TTL = 30.0
+_PENDING_PER_CHANNEL = 64
+_PENDING_CHANNELS = 10_000
+
+
+class JournalService:
+    def __init__(
+        self,
+        repo: CallRepository,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.2,
+        max_pending: int = 100_000,
+        call_idle_timeout: float = 3600.0,
+    ) -> None:
+        self._repo = repo
+        self._batch = batch_size
+        self._interval = flush_interval
+        self._max_pending = max_pending
+        self._idle = call_idle_timeout
+        self._events: deque[JournalEvent] = deque()
+        self._records: dict[str, CallRecord] = {}  # records to upsert at next flush
+        self._trackers: dict[str, CallTracker] = {}
+        self._last_activity: dict[str, float] = {}
+        self._seq: dict[str, int] = {}
+        self._uid_call: dict[str, str] = {}  # uniqueid/linkedid -> call id
+        self._unbound: OrderedDict[str, tuple[float, list[tuple[str, Message]]]] = OrderedDict()
+        self._wakeup = asyncio.Event()
+        self._adopt: set[str] = set()  # call ids first seen here mid-call (e.g. after a restart)
+        self.dropped = 0
+        self.written = 0
+        self.ami_lag_s = 0.0
+
+    # ------------------------------------------------------------------ inputs
+    def start_call(
+        self,
+        call_id: str,
+        *,
+        node: str,
+        uniqueid: str | None,
+        caller_num: str | None,
+        caller_name: str | None,
+        did: str | None,
+        channel: str | None = None,
+    ) -> None:
+        """A call got its id (from the AGI router). Links the caller's channel and releases its events."""
+        now = datetime.now(UTC)
+        record = CallRecord(
+            call_id=call_id, node=node, caller_num=caller_num, caller_name=caller_name, did=did,
+            destination=None, status="active", started_at=now,
+        )  # fmt: skip
+        tracker = CallTracker(record, uniqueid)
+        self._trackers[call_id] = tracker
+        self._records[call_id] = record
+        self._touch(call_id)
+        if uniqueid:
+            self._bind_uid(uniqueid, call_id)
+            if channel:
+                tracker.live.add(uniqueid)
+                tracker.seen.add(uniqueid)
+
+    def record(self, call_id: str, event: str, data: Mapping[str, str], *, node: str = "", source: str = "hotline",
+               uniqueid: str | None = None, channel: str | None = None) -> None:  # fmt: skip
+        self._append(JournalEvent(
+            call_id=call_id, seq=0, ts=datetime.now(UTC), source=source, node=node, event=event,
+            uniqueid=uniqueid, channel=channel, data=dict(data),
+        ))  # fmt: skip
+
+    def on_ami(self, node: str, msg: Message) -> None:
+        name = msg.name
+        if name in _SKIP:
+            return
+        ts_raw = msg.get("Timestamp")
+        if ts_raw:
+            try:
+                self.ami_lag_s = max(0.0, time.time() - float(ts_raw))
+            except ValueError:
+                pass
+        call_id = msg.chan_variables.get("HOTLINE_CALL_ID") or None
+        uid = msg.get("Uniqueid")
+        linked = msg.get("Linkedid")
+        if call_id:
+            if uid and uid not in self._uid_call:
+                self._bind_uid(uid, call_id)
+        else:
+            call_id = (
+                (self._uid_call.get(uid) if uid else None)
+                or (self._uid_call.get(linked) if linked else None)
+                or (self._uid_call.get(msg.get("DestUniqueid") or "") or None)
+            )
+            if call_id and uid and uid not in self._uid_call:
+                self._uid_call[uid] = call_id
+        if call_id is None:
+            if uid:
+                self._hold(uid, node, msg)
+            return
+        self._append(self._from_ami(call_id, node, msg))
+
+    # ------------------------------------------------------------------ internals
+    def _bind_uid(self, uid: str, call_id: str) -> None:
+        self._uid_call[uid] = call_id
+        held = self._unbound.pop(uid, None)
+        if held:
+            for node, msg in held[1]:
+                self._append(self._from_ami(call_id, node, msg))
+
+    def _hold(self, uid: str, node: str, msg: Message) -> None:
+        now = time.monotonic()
+        entry = self._unbound.get(uid)
+        if entry is None:
+            while self._unbound and (
+                len(self._unbound) >= _PENDING_CHANNELS or next(iter(self._unbound.values()))[0] < now - _PENDING_TTL
+            ):
+                self._unbound.popitem(last=False)  # channels that never became a Hotline call
+            entry = (now, [])
+            self._unbound[uid] = entry
+        if len(entry[1]) < _PENDING_PER_CHANNEL:
+            entry[1].append((node, msg))
+
+    @staticmethod
+    def _from_ami(call_id: str, node: str, msg: Message) -> JournalEvent:
+        ts_raw = msg.get("Timestamp")
+        try:
+            ts = datetime.fromtimestamp(float(ts_raw), UTC) if ts_raw else datetime.now(UTC)
+        except (ValueError, OverflowError):
+            ts = datetime.now(UTC)
+        data = {k: v for k, v in msg.headers if k not in ("Event", "Privilege", "Timestamp")}
+        return JournalEvent(
+            call_id=call_id, seq=0, ts=ts, source="ami", node=node, event=msg.name or "",
+            uniqueid=msg.get("Uniqueid"), channel=msg.get("Channel"), data=data,
+        )  # fmt: skip
+
+    def _append(self, ev: JournalEvent) -> None:
+        if len(self._events) >= self._max_pending:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.error("journal: %d events pending, dropping (database too slow or down)", len(self._events))
+            return
+        if ev.call_id not in self._seq and ev.call_id not in self._trackers:
+            self._adopt.add(ev.call_id)  # its earlier events may be in the database: renumber at flush
+        seq = self._seq.get(ev.call_id, 0) + 1
+        self._seq[ev.call_id] = seq
+        ev = JournalEvent(ev.call_id, seq, ev.ts, ev.source, ev.node, ev.event, ev.uniqueid, ev.channel, ev.data)
+        self._events.append(ev)
+        self._touch(ev.call_id)
+        tracker = self._trackers.get(ev.call_id)
+        if tracker is not None and tracker.apply(ev):
+            self._records[ev.call_id] = tracker.record
+            self._forget(ev.call_id)
+        elif tracker is not None:
+            self._records[ev.call_id] = tracker.record
+        if len(self._events) >= self._batch:
+            self._wakeup.set()
+
+    def _touch(self, call_id: str) -> None:
+        self._last_activity[call_id] = time.monotonic()
+
+    def _forget(self, call_id: str) -> None:
+        self._trackers.pop(call_id, None)
+        self._last_activity.pop(call_id, None)
+        # keep uid mappings briefly: late events (the agent's Hangup) still find their call
+        self._seq_keep = getattr(self, "_seq_keep", deque(maxlen=10_000))
+        self._seq_keep.append(call_id)
+
+    def active_calls(self) -> list[CallRecord]:
+        return [t.record for t in self._trackers.values()]
+
+    def pending(self) -> int:
+        return len(self._events) + len(self._records)
+
+    # ------------------------------------------------------------------ writing
+    async def flush(self) -> int:
+        """Write what is pending now (events first, then call records). Returns events written."""
+        written = 0
+        for call_id in list(self._adopt):
+            offset = await asyncio.to_thread(self._repo.max_seq, call_id)
+            self._adopt.discard(call_id)
+            if offset:
+                self._events = deque(
+                    JournalEvent(e.call_id, e.seq + offset, e.ts, e.source, e.node, e.event, e.uniqueid, e.channel, e.data)
+                    if e.call_id == call_id else e
+                    for e in self._events
+                )
+                self._seq[call_id] = self._seq.get(call_id, 0) + offset
+        while self._events or self._records:
+            batch = [self._events[i] for i in range(min(self._batch, len(self._events)))]
+            records = list(self._records.values()) if len(batch) < self._batch else []
+            await asyncio.to_thread(self._repo.write_journal, batch, records)
+            for _ in batch:
+                self._events.popleft()
+            for rec in records:
+                if self._records.get(rec.call_id) is rec:
+                    del self._records[rec.call_id]
+            written += len(batch)
+        self.written += written
+        return written
+
+    async def flush_loop(self) -> None:
+        delay = self._interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                await self.flush()
+                delay = self._interval
+                self._sweep_idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = min(max(delay * 2, 0.5), 10.0)
+                log.warning("journal: write failed (%s); %d events kept, retry in %.1f s", exc, len(self._events), delay)
+        # not reached
+
+    def _sweep_idle(self) -> None:
+        now = time.monotonic()
+        for call_id, last in list(self._last_activity.items()):
+            if now - last > self._idle:
+                tracker = self._trackers.get(call_id)
+                if tracker is not None:
+                    tracker.close_idle(datetime.now(UTC))
+                    self._records[call_id] = tracker.record
+                self._forget(call_id)

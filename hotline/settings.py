@@ -1,0 +1,293 @@
+"""Hotline's settings, declared once as data.
+
+Every setting is a field of the frozen `Settings` dataclass with a type, a default and a one-line
+description (the `help` metadata).  Values are layered: defaults < TOML file < `HOTLINE_*` environment
+variables < explicit overrides (the CLI).  `load_settings` validates every value and raises
+`ConfigError` naming the setting; nothing half-valid gets through.  `docs/settings.md` is generated
+from these declarations and a test checks that it is current.
+
+Secrets (the realtime token, the AMI secret) are never defaults in the code: when unset they are
+generated once into `<data_dir>/secrets.toml` (mode 0600) and reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets as _secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from hotline.errors import ConfigError
+
+ENV_PREFIX = "HOTLINE_"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hotline"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hotline"
+
+
+def _s(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- storage
+    data_dir: Path = _s(None, "Folder for Hotline's own files (SQLite database, secrets, node configs).")
+    database_url: str = _s(
+        "", "SQLAlchemy URL of the database; empty means SQLite at <data_dir>/hotline.db."
+    )
+    # --- web / realtime backend
+    http_host: str = _s("127.0.0.1", "Address the HTTP server (health, realtime backend) listens on.")
+    http_port: int = _s(8480, "Port of the HTTP server.")
+    realtime_token: str = _s(
+        "", "Shared secret the Asterisk nodes send (X-Hotline-Token) to the realtime backend; generated."
+    )
+    realtime_allowed_addresses: tuple[str, ...] = _s(
+        ("127.0.0.0/8", "::1/128"), "Networks allowed to call the realtime backend (besides the token)."
+    )
+    realtime_http_timeout: float = _s(
+        2.0, "Total timeout in seconds Asterisk allows one realtime request (res_curl httptimeout)."
+    )
+    realtime_connect_timeout: float = _s(1.0, "Connect timeout in seconds for realtime requests.")
+    # --- FastAGI
+    agi_host: str = _s("127.0.0.1", "Address the FastAGI server listens on.")
+    agi_port: int = _s(4573, "Port of the FastAGI server.")
+    agi_decision_timeout: float = _s(
+        1.0, "Seconds the router may take to decide a call before the fallback is used."
+    )
+    agi_command_timeout: float = _s(10.0, "Seconds to wait for Asterisk's reply to one AGI command.")
+    agi_watchdog: int = _s(
+        5, "Seconds the dialplan lets a call stay in Hotline's AGI before it takes the fallback itself."
+    )
+    agi_max_sessions: int = _s(2000, "Concurrent FastAGI sessions accepted before new ones are refused.")
+    fallback_dial: str = _s(
+        "",
+        "Dial() target used when Hotline cannot decide (down, slow, error); empty = play a message "
+        "and hang up with fallback_cause.",
+    )
+    fallback_cause: int = _s(34, "Q.850 cause for the hang-up fallback (34 = no circuit available).")
+    # --- AMI
+    ami_username: str = _s("hotline", "AMI user Hotline logs in with on every node.")
+    ami_secret: str = _s("", "AMI secret for that user; generated.")
+    ami_keepalive: float = _s(10.0, "Seconds between AMI Ping keep-alives.")
+    ami_action_timeout: float = _s(10.0, "Seconds to wait for the response to one AMI action.")
+    ami_reconnect_max: float = _s(30.0, "Longest back-off in seconds between AMI reconnect attempts.")
+    # --- journal
+    journal_batch_size: int = _s(500, "Events written in one transaction at most.")
+    journal_flush_interval: float = _s(0.2, "Seconds between journal flushes.")
+    journal_max_pending: int = _s(100_000, "Events held in memory before the oldest are refused.")
+    call_idle_timeout: float = _s(
+        3600.0, "Seconds after which an unfinished call without events is closed in the journal."
+    )
+    # --- Asterisk lab
+    asterisk_mode: str = _s(
+        "lab", "'lab': Asterisk 22 from a Debian sid root Hotline provisions; 'system': an installed one."
+    )
+    asterisk_root: Path = _s(None, "Where the lab's Asterisk root lives (cached outside the clone).")
+    asterisk_binary: str = _s("/usr/sbin/asterisk", "The asterisk binary ('system' mode, or in the root).")
+    debian_mirror: str = _s("", "Debian mirror for the lab root; empty = the host's first apt URIs line.")
+    lab_instance: str = _s(
+        "main", "Name of this lab (node folders live under <root>/hl/<lab_instance>/); lets a test lab run beside a demo."
+    )
+    node_count: int = _s(1, "Number of lab nodes `hotline lab start` runs.")
+    node_address_base: str = _s(
+        "127.0.0.11", "Loopback address of the first node; the next nodes take the following ones."
+    )
+    sip_port: int = _s(5060, "SIP UDP port of each node.")
+    ami_port: int = _s(5038, "AMI port of each node.")
+    rtp_port_start: int = _s(10000, "First RTP port of the first node (each node gets 1000).")
+    sip_realm: str = _s("hotline", "SIP digest realm of every phone (part of the stored HA1 hash).")
+    carrier_addresses: tuple[str, ...] = _s(
+        ("127.0.0.2/32",), "Networks whose unauthenticated INVITEs are treated as calls from the carrier."
+    )
+    carrier_contact: str = _s(
+        "sip:127.0.0.2:5060", "SIP URI where calls to external numbers are sent (the carrier's address)."
+    )
+    log_level: str = _s("INFO", "Python log level.")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.data_dir) / "hotline.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def realtime_base_url(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}/realtime"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_INT_RANGES = {
+    "http_port": (1, 65535),
+    "agi_port": (1, 65535),
+    "sip_port": (1, 65535),
+    "ami_port": (1, 65535),
+    "rtp_port_start": (1024, 64000),
+    "node_count": (1, 50),
+    "journal_batch_size": (1, 100_000),
+    "journal_max_pending": (100, 10_000_000),
+    "agi_max_sessions": (1, 100_000),
+    "agi_watchdog": (2, 120),
+    "fallback_cause": (1, 127),
+}
+
+
+def _coerce(name: str, typ: Any, raw: Any) -> Any:
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    try:
+        if t in ("int",):
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not an integer")
+            value: Any = int(raw)
+            lo, hi = _INT_RANGES.get(name, (-(2**31), 2**31))
+            if not lo <= value <= hi:
+                raise ValueError(f"must be between {lo} and {hi}")
+            return value
+        if t == "float":
+            value = float(raw)
+            if value <= 0:
+                raise ValueError("must be positive")
+            return value
+        if t == "str":
+            if not isinstance(raw, str):
+                raise ValueError("must be a string")
+            if "\n" in raw or "\r" in raw:
+                raise ValueError("must be one line")
+            return raw
+        if t == "Path":
+            return Path(str(raw)).expanduser()
+        if t.startswith("tuple"):
+            if isinstance(raw, str):
+                raw = [p.strip() for p in raw.split(",") if p.strip()]
+            if not isinstance(raw, list | tuple) or not all(isinstance(x, str) for x in raw):
+                raise ValueError("must be a list of strings")
+            return tuple(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {exc} (got {raw!r})") from None
+    raise ConfigError(f"setting {name}: unsupported type {t}")
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    return list(fields(Settings))
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    create_secrets: bool = True,
+) -> Settings:
+    """Build the settings: defaults < file < environment < overrides; validate; fill secrets."""
+    env = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        for key, raw in data.items():
+            if key not in known:
+                raise ConfigError(f"config file {p}: unknown setting {key!r}")
+            values[key] = raw
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in known:
+                raise ConfigError(f"environment variable {key}: unknown setting {name!r}")
+            values[name] = raw
+    for key, raw in (overrides or {}).items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        if raw is not None:
+            values[key] = raw
+
+    coerced = {k: _coerce(k, known[k].type, v) for k, v in values.items()}
+    coerced.setdefault("data_dir", _default_data_dir())
+    coerced.setdefault("asterisk_root", _default_cache_dir() / "asterisk-root")
+    settings = Settings(**coerced)
+    if settings.asterisk_mode not in ("lab", "system"):
+        raise ConfigError(f"setting asterisk_mode: must be 'lab' or 'system' (got {settings.asterisk_mode!r})")
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,15}", settings.lab_instance):
+        raise ConfigError(f"setting lab_instance: 1-16 of a-z 0-9 _ - (got {settings.lab_instance!r})")
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"setting log_level: unknown level {settings.log_level!r}")
+    if create_secrets:
+        settings = _with_secrets(settings)
+    return settings
+
+
+def _with_secrets(settings: Settings) -> Settings:
+    missing = [n for n in ("realtime_token", "ami_secret") if not getattr(settings, n)]
+    if not missing:
+        return settings
+    path = Path(settings.data_dir) / "secrets.toml"
+    stored: dict[str, Any] = {}
+    if path.exists():
+        try:
+            stored = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    changed = False
+    for name in missing:
+        if not isinstance(stored.get(name), str) or not stored[name]:
+            stored[name] = _secrets.token_urlsafe(24)
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for k, v in stored.items():
+                fh.write(f'{k} = "{v}"\n')
+        os.replace(tmp, path)
+    return settings.replace(**{n: stored[n] for n in missing})
+
+
+def settings_markdown() -> str:
+    """The documentation of every setting, as written to docs/settings.md."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `hotline/settings.py` (`hotline settings-doc`). Each setting can be given in the TOML",
+        "file named by `--config` or `HOTLINE_CONFIG`, or as an environment variable `HOTLINE_<NAME>`",
+        "(lists comma-separated). Later sources win: defaults < file < environment < command line.",
+        "",
+        "| setting | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for f in fields(Settings):
+        default = f.default
+        if f.name == "data_dir":
+            default = "$XDG_DATA_HOME/hotline (~/.local/share/hotline)"
+        elif f.name == "asterisk_root":
+            default = "$XDG_CACHE_HOME/hotline/asterisk-root (~/.cache/hotline/asterisk-root)"
+        elif isinstance(default, tuple):
+            default = ", ".join(default)
+        shown = f"`{default}`" if default not in ("", None) else "(empty)"
+        lines.append(f"| `{f.name}` | {shown} | {f.metadata['help']} |")
+    return "\n".join(lines) + "\n"

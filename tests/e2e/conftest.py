@@ -1,0 +1,109 @@
+"""Fixtures for end-to-end tests: one lab Asterisk 22 node and one Hotline process for the session.
+
+The lab runs as instance "e2e" on 127.0.0.51 so it never collides with a demo running on the same
+machine; Hotline gets free ports and a SQLite database in a temporary folder; the carrier is SIPp on
+127.0.0.2 (the address the node's static `carrier` identify matches), the fallback target SIPp on
+127.0.0.3.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hotline.asterisk import lab
+from hotline.db.engine import create_engine_for
+from hotline.db.migrate import upgrade
+from hotline.db.repositories import CallRepository, ConfigRepository
+from hotline.settings import Settings, load_settings
+
+from .harness import HotlineProcess
+
+NODE_ADDRESS = "127.0.0.51"
+CARRIER_IP = "127.0.0.2"
+FALLBACK_IP = "127.0.0.3"
+FALLBACK_PORT = 5390
+PHONE_PASSWORDS = {"2101": "agent-one-secret", "2102": "agent-two-secret", "2103": "agent-three-secret"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Lab:
+    settings: Settings
+    node: lab.LabNode
+    hotline: HotlineProcess
+    config: ConfigRepository
+    calls: CallRepository
+    workdir: Path
+
+    @property
+    def sip_target(self) -> str:
+        return f"{self.node.spec.address}:{self.node.spec.sip_port}"
+
+
+@pytest.fixture(scope="session")
+def e2e_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    work = tmp_path_factory.mktemp("e2e")
+    http_port, agi_port = free_port(), free_port()
+    config_file = work / "hotline.toml"
+    config_file.write_text(
+        f"""data_dir = "{work / 'data'}"
+http_port = {http_port}
+agi_port = {agi_port}
+lab_instance = "e2e"
+node_address_base = "{NODE_ADDRESS}"
+carrier_addresses = ["{CARRIER_IP}/32"]
+carrier_contact = "sip:{CARRIER_IP}:5060"
+fallback_dial = "PJSIP/carrier/sip:fallback@{FALLBACK_IP}:{FALLBACK_PORT}"
+agi_watchdog = 3
+journal_flush_interval = 0.05
+realtime_http_timeout = 1.5
+"""
+    )
+    settings = load_settings(config_file, environ={})
+    engine = create_engine_for(settings.effective_database_url)
+    upgrade(engine)
+    config = ConfigRepository(engine)
+    for name, pw in PHONE_PASSWORDS.items():
+        config.add_phone(name, pw, realm=settings.sip_realm, callerid=f'"Agent {name}" <{name}>')
+    config.add_queue("e2e-support", strategy="ringall", timeout=10)
+    config.add_queue_member("e2e-support", "PJSIP/2101", membername="agent-2101")
+    config.add_queue("e2e-second", strategy="ringall", timeout=10)
+    config.add_queue_member("e2e-second", "PJSIP/2102", membername="agent-2102")
+    config.add_route("5100", "queue", "e2e-support")
+    config.add_route("5101", "queue", "e2e-second")
+    config.add_route("5102", "hangup", hangup_cause=21)
+    spec = lab.node_specs(settings, 1)[0]
+    node = lab.lab_node(settings, spec)
+    config.upsert_node(spec.name, spec.address, spec.sip_port, spec.ami_port)
+    lab.stop_node(node)  # a node left over from an interrupted run
+    hotline = HotlineProcess(config_file, http_port, work / "hotline.log")
+    hotline.start()
+    try:
+        lab.start_node(settings, node)
+        hotline.wait_nodes_connected()
+        yield Lab(settings, node, hotline, config, CallRepository(engine), work)
+    finally:
+        lab.stop_node(node)
+        hotline.stop()
+        engine.dispose()
+
+
+@pytest.fixture()
+def running_hotline(e2e_lab: Lab) -> Iterator[Lab]:
+    """The lab with Hotline guaranteed up and connected (a previous test may have stopped it)."""
+    if e2e_lab.hotline.proc is None or e2e_lab.hotline.proc.poll() is not None:
+        e2e_lab.hotline.start()
+    e2e_lab.hotline.wait_nodes_connected()
+    yield e2e_lab
+    if e2e_lab.hotline.proc is None or e2e_lab.hotline.proc.poll() is not None:
+        e2e_lab.hotline.start()
