@@ -49,6 +49,10 @@ class ConflictError(HotlineError):
     """The change conflicts with existing data (duplicate name, object in use...)."""
 
 
+class DatabaseUnavailableError(HotlineError):
+    """The database cannot be reached or refused the connection; retrying later may succeed."""
+
+
 class AsteriskError(HotlineError):
     """An Asterisk node refused or failed an action."""
 

@@ -140,13 +140,13 @@ timestampevents = yes
 displayconnects = no
 channelvars = HOTLINE_CALL_ID
 ; CDR/CEL are off; the journal builds call records from channel and queue events.
-disabledevents = Newexten,VarSet
+disabledevents = Newexten,VarSet,TestEvent
 
 [{settings.ami_username}]
 secret = {settings.ami_secret}
 deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.0/255.0.0.0
-read = system,call,agent,user,dtmf,reporting,security,agi
+read = system,call,agent,user,dtmf,reporting,security
 write = system,call,agent,user,command,reporting,originate,agi
 writetimeout = 5000
 """

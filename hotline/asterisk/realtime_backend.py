@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -337,6 +336,7 @@ class RealtimeBackend:
             while True:
                 try:
                     await self._persist(kind, args)
+                    self._writes.task_done()
                     break
                 except asyncio.CancelledError:
                     raise
@@ -349,9 +349,8 @@ class RealtimeBackend:
         return self._writes.qsize()
 
     async def drain(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._writes.qsize() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        """Wait until every write accepted so far is persisted (needs persist_loop running)."""
+        await asyncio.wait_for(self._writes.join(), timeout)
 
 
 class RealtimeASGI:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
@@ -49,7 +50,7 @@ from hotline.domain.config import (
     Queue,
     QueueMember,
 )
-from hotline.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from hotline.errors import DatabaseUnavailableError, ConfigError, ConflictError, NotFoundError, ValidationError
 from hotline.passwords import hash_secret, sip_digests, validate_sip_password
 
 _INT_MAX = 2**31 - 1
@@ -927,9 +928,16 @@ class CallRepository:
         records = list(records)
         if not events and not records:
             return
-        with write_transaction(self._engine) as conn:
-            _insert_events(conn, events)
-            _upsert_calls(conn, records)
+        try:
+            with write_transaction(self._engine) as conn:
+                _insert_events(conn, events)
+                _upsert_calls(conn, records)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            # the server is down or the file cannot be opened: the caller keeps the batch and retries
+            raise DatabaseUnavailableError(f"journal write failed: {exc.orig or exc}") from exc
+        except (sa_exc.IntegrityError, sa_exc.DataError, sa_exc.StatementError) as exc:
+            # something in this batch can never be written as it is
+            raise ValidationError("journal", f"batch refused by the database: {exc.orig or exc}") from exc
 
     def get_call(self, call_id: str) -> CallRecord | None:
         with read_transaction(self._engine) as conn:

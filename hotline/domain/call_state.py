@@ -59,6 +59,8 @@ class CallTracker:
             self.seen.add(uid)
             if self.caller_uniqueid is None:
                 self.caller_uniqueid = uid
+            if uid == self.caller_uniqueid and ev.ts < self.record.started_at:
+                self._set(started_at=ev.ts)  # the caller's channel existed before Hotline saw the call
         if name == "Routed":
             self._set(destination=d.get("summary"))
         elif name == "RouteFailed":

@@ -57,10 +57,10 @@ class CallRecord:
 
     call_id: str
     node: str
-    caller_num: str
-    caller_name: str
-    did: str
-    destination: str
+    caller_num: str | None
+    caller_name: str | None
+    did: str | None
+    destination: str | None
     status: str
     started_at: datetime
     answered_at: datetime | None = None

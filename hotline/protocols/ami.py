@@ -12,7 +12,8 @@ as an ordered tuple of pairs.
 Invariants:
 - Memory is bounded: the parser never holds more than `max_message_bytes` of an unfinished message, a
   line longer than `max_line` or a message with more than `max_headers` headers is rejected as soon as
-  it is seen, even if its terminator never arrives.  Each `feed` scans only the new bytes.
+  it is seen, even if its terminator never arrives.  Work per `feed` is linear in the new bytes plus
+  the messages they complete, so even byte-by-byte feeding stays linear.
 - The same stream gives the same messages (and the same errors) however it is split into `feed` calls.
 - Bad input raises `AMIProtocolError` and nothing else; afterwards the parser refuses further data.
 - Bytes are decoded as UTF-8 with replacement: Asterisk does not promise UTF-8 (caller names are
@@ -20,8 +21,11 @@ Invariants:
 - `encode_action` never emits a line Asterisk would drop or misread: no CR/LF/NUL inside a line, and
   every line fits Asterisk's 1024-byte input buffer.
 
-Speed: the parser works on whole blocks (`bytes.find`, one decode and one regex `findall` per message)
-with no per-byte Python loop; the `Message` index used by `get()` is built only when first needed.
+Speed (a manager connection can carry thousands of events per second): no per-byte or per-line Python
+loop.  The usual case, a block of complete CRLF messages, is checked by one regex scan, cut with one
+`split(b"\r\n\r\n")` and decoded once per message; a message splits its text into headers only when a
+caller first needs them (`name` and `action_id` read the text directly).  Anything unusual (bare LF,
+extra blank lines, a bad line) takes the exact message-by-message path, which gives the same results.
 """
 
 from __future__ import annotations
@@ -204,10 +208,19 @@ class Message:
 
         Also accepts the Asterisk 1.8-11 form `ChanVariable(<channel>): name=value`.
         """
+        return self.prefixed_chan_variables("")
+
+    def prefixed_chan_variables(self, prefix: str) -> dict[str, str]:
+        """Channel variables of a prefixed channel snapshot, e.g. `DestChanVariable` for "Dest".
+
+        Events about two channels (DialBegin, AgentCalled, BridgeEnter...) describe the second one with
+        prefixed headers (manager.c ast_manager_build_channel_state_string_prefix).
+        """
+        want = prefix.lower() + "chanvariable"
         out: dict[str, str] = {}
         for key, value in self.headers:
             lk = key.lower()
-            if lk == "chanvariable" or (lk.startswith("chanvariable(") and lk.endswith(")")):
+            if lk == want or (lk.startswith(want + "(") and lk.endswith(")")):
                 name, sep, val = value.partition("=")
                 if sep and name and name not in out:
                     out[name] = val

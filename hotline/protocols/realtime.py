@@ -196,11 +196,13 @@ def _condition(name: str, value: str) -> Condition:
 
 
 def _plain_column(name: str, op: str) -> str:
-    if not _COLUMN.fullmatch(name):
-        if " " in name and _COLUMN.fullmatch(name.partition(" ")[0]):
-            raise RealtimeProtocolError(f"realtime {op}: field {name!r} carries an operator")
-        raise RealtimeProtocolError(f"realtime {op}: invalid column name {name!r}")
-    return name
+    if _COLUMN.fullmatch(name):
+        return name
+    try:
+        _split_name(name)
+    except ValueError:
+        raise RealtimeProtocolError(f"realtime {op}: invalid column name {name!r}") from None
+    raise RealtimeProtocolError(f"realtime {op}: field {name!r} carries an operator")
 
 
 def _requirement(name: str, value: str) -> tuple[str, str, int]:

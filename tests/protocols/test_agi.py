@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -214,6 +216,56 @@ def test_complete_overlong_line_is_refused() -> None:
         conn.next_event()
 
 
+# -- one FastAGI session recorded from a real Asterisk 22 (scripts/record-fixtures) ------------------------
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "agi"
+FROM_ASTERISK = (FIXTURES / "inbound_from_asterisk.bin").read_bytes()
+FROM_HOTLINE = (FIXTURES / "inbound_from_hotline.bin").read_bytes()
+
+
+def replay_recorded(chunk: int | None) -> tuple[list[AGIEvent], bytes]:
+    """Replay the session: send the recorded commands (re-encoded by us) whenever the connection is idle."""
+    # Command words are bare, every argument is quoted: split at the first quote.
+    commands = [line.partition('"') for line in FROM_HOTLINE.decode().splitlines()]
+    conn = AGIConnection()
+    sent = b""
+    events: list[AGIEvent] = []
+    pieces = (
+        [FROM_ASTERISK]
+        if chunk is None
+        else [FROM_ASTERISK[i : i + chunk] for i in range(0, len(FROM_ASTERISK), chunk)]
+    )
+    for piece in pieces:
+        conn.receive_data(piece)
+        while True:
+            if conn.state is AGIState.IDLE and commands:
+                verb, quote, rest = commands.pop(0)
+                sent += conn.send_command(verb.strip(), *parse_args(quote + rest))
+            event = conn.next_event()
+            if event is NEED_DATA:
+                break
+            events.append(event)
+    return events, sent
+
+
+def test_recorded_session_three_ways() -> None:
+    events, sent = replay_recorded(None)
+    assert sent == FROM_HOTLINE  # our quoting is byte for byte what the live server sent
+    env = events[0]
+    assert isinstance(env, AGIEnvironment)
+    assert env.script == "inbound"
+    assert env.query == {"node": "node1"}
+    assert env.channel.startswith("PJSIP/carrier-")
+    assert env.uniqueid.startswith("node1-")
+    assert env.variables["version"].startswith("22.")
+    replies = events[1:]
+    assert all(isinstance(r, AGIReply) for r in replies)
+    assert len(replies) == FROM_HOTLINE.count(b"\n")
+    assert isinstance(replies[0], AGIReply) and replies[0].result == "0"  # GET VARIABLE of an unset variable
+    for chunk in (1, 2, 7, 100):
+        assert replay_recorded(chunk) == (events, sent)
+
+
 # -- replies ---------------------------------------------------------------------------------------------
 
 
@@ -348,6 +400,18 @@ def test_hangup_while_a_reply_is_awaited_does_not_end_the_wait() -> None:
     conn.receive_data(b"UP\n")
     assert conn.next_event() == HangupNotice()
     assert conn.state is AGIState.IDLE
+
+
+def test_invalid_utf8_is_replaced() -> None:
+    conn = AGIConnection()
+    conn.receive_data(b"agi_network: yes\nagi_calleridname: caf\xe9\n\n")
+    env = conn.next_event()
+    assert isinstance(env, AGIEnvironment)
+    assert env.calleridname == "caf\ufffd"
+    conn.send_command("GET VARIABLE", "CALLERID(name)")
+    conn.receive_data(b"200 result=1 (\xff\xfe)\n")
+    reply = conn.next_event()
+    assert isinstance(reply, AGIReply) and reply.data == "\ufffd\ufffd"
 
 
 def test_reply_without_a_command_is_a_protocol_error() -> None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from hotline.db.repositories import CallRepository
 from hotline.domain.call_state import CallTracker
 from hotline.domain.calls import CallRecord, JournalEvent
+from hotline.errors import ValidationError
 from hotline.protocols.ami import Message
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class JournalService:
         self._wakeup = asyncio.Event()
         self._adopt: set[str] = set()  # call ids first seen here mid-call (e.g. after a restart)
         self.dropped = 0
+        self.rejected = 0
         self.written = 0
         self.ami_lag_s = 0.0
 
@@ -224,7 +226,12 @@ class JournalService:
         while self._events or self._records:
             batch = [self._events[i] for i in range(min(self._batch, len(self._events)))]
             records = list(self._records.values()) if len(batch) < self._batch else []
-            await asyncio.to_thread(self._repo.write_journal, batch, records)
+            try:
+                await asyncio.to_thread(self._repo.write_journal, batch, records)
+            except ValidationError as exc:
+                # A poison row must not block the journal forever: write one by one, drop what fails.
+                log.error("journal: %s; isolating the bad rows", exc)
+                await asyncio.to_thread(self._write_one_by_one, batch, records)
             for _ in batch:
                 self._events.popleft()
             for rec in records:
@@ -233,6 +240,20 @@ class JournalService:
             written += len(batch)
         self.written += written
         return written
+
+    def _write_one_by_one(self, batch: list[JournalEvent], records: list[CallRecord]) -> None:
+        for ev in batch:
+            try:
+                self._repo.write_journal([ev], [])
+            except ValidationError as exc:
+                self.rejected += 1
+                log.error("journal: event %s #%d (%s) refused: %s", ev.call_id, ev.seq, ev.event, exc)
+        for rec in records:
+            try:
+                self._repo.write_journal([], [rec])
+            except ValidationError as exc:
+                self.rejected += 1
+                log.error("journal: call record %s refused: %s", rec.call_id, exc)
 
     async def flush_loop(self) -> None:
         delay = self._interval
