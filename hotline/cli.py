@@ -361,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
     try:
         return int(args.func(args))
     except (ConfigError, ValidationError, NotFoundError) as exc:

@@ -160,3 +160,46 @@ def db_url(request: pytest.FixtureRequest) -> str:
     fixture = {"sqlite": "sqlite_url", "postgresql": "pg_url", "mariadb": "mariadb_url"}[request.param]
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+# --------------------------------------------------------------------------------------------------
+# Header: which real services this run used
+def _probe(fn: Any) -> str:
+    try:
+        return str(fn())
+    except Exception as exc:  # the header reports, the fixtures fail loudly
+        return f"unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import subprocess
+
+    def asterisk() -> str:
+        from hotline.asterisk import lab
+        from hotline.settings import load_settings
+
+        settings = load_settings(environ={}, create_secrets=False)
+        if not lab.root_ready(settings):
+            raise RuntimeError(f"no lab root at {settings.asterisk_root}; run hotline lab provision")
+        return f"{lab.asterisk_version_in(settings.asterisk_root)} (lab root {settings.asterisk_root})"
+
+    def server_version(url: str, sql: str) -> str:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S})
+        try:
+            with engine.connect() as conn:
+                return str(conn.execute(sa.text(sql)).scalar())
+        finally:
+            engine.dispose()
+
+    def sipp() -> str:
+        out = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10, check=False)
+        return " ".join(out.stdout.split()[:2]).rstrip(".")
+
+    pg = os.environ.get(PG_ADMIN_URL_ENV, PG_ADMIN_URL_DEFAULT)
+    my = os.environ.get(MYSQL_ADMIN_URL_ENV, MYSQL_ADMIN_URL_DEFAULT)
+    return [
+        f"Asterisk: {_probe(asterisk)}",
+        f"PostgreSQL: {_probe(lambda: server_version(pg, 'SHOW server_version'))}",
+        f"MariaDB: {_probe(lambda: server_version(my, 'SELECT VERSION()'))}",
+        f"SIPp: {_probe(sipp)}",
+    ]

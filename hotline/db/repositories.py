@@ -675,8 +675,9 @@ class ConfigRepository:
         _text("version", version, 64)
         if not isinstance(seen_at, datetime) or seen_at.utcoffset() is None:
             raise ValidationError("seen_at", "must be a timezone-aware datetime")
+        # Node state is live status, not configuration: it does not bump config_version (a heartbeat
+        # must not make every Hotline instance reload its whole snapshot).
         with write_transaction(self._engine) as conn:
-            _bump_version(conn)
             result = conn.execute(
                 sa.update(t.nodes)
                 .where(t.nodes.c.name == name)

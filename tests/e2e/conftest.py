@@ -8,12 +8,16 @@ machine; Hotline gets free ports and a SQLite database in a temporary folder; th
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from hotline.asterisk import lab
 from hotline.db.engine import create_engine_for
@@ -21,6 +25,7 @@ from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository
 from hotline.settings import Settings, load_settings
 
+from ..conftest import MYSQL_ADMIN_URL_DEFAULT, MYSQL_ADMIN_URL_ENV, PG_ADMIN_URL_DEFAULT, PG_ADMIN_URL_ENV
 from .harness import HotlineProcess
 
 NODE_ADDRESS = "127.0.0.51"
@@ -50,9 +55,40 @@ class Lab:
         return f"{self.node.spec.address}:{self.node.spec.sip_port}"
 
 
-@pytest.fixture(scope="session")
-def e2e_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    work = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def _database(kind: str, work: Path) -> Iterator[str]:
+    """A fresh database for one e2e session: the SQLite default, or a new PostgreSQL/MariaDB database."""
+    if kind == "sqlite":
+        yield ""
+        return
+    name = f"hotline_e2e_{secrets.token_hex(4)}"
+    if kind == "postgresql":
+        admin_url = os.environ.get(PG_ADMIN_URL_ENV, PG_ADMIN_URL_DEFAULT)
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        create, drop = f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    else:
+        admin_url = os.environ.get(MYSQL_ADMIN_URL_ENV, MYSQL_ADMIN_URL_DEFAULT)
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        create, drop = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4", f"DROP DATABASE IF EXISTS `{name}`"
+    with admin.connect() as conn:
+        conn.execute(sa.text(create))
+    try:
+        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(drop))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                                         pytest.param("mariadb", marks=pytest.mark.mariadb)])  # fmt: skip
+def e2e_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    work = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    with _database(request.param, work) as db_url:
+        yield from _lab(work, db_url)
+
+
+def _lab(work: Path, db_url: str) -> Iterator[Lab]:
     http_port, agi_port = free_port(), free_port()
     config_file = work / "hotline.toml"
     config_file.write_text(
@@ -67,6 +103,7 @@ fallback_dial = "PJSIP/carrier/sip:fallback@{FALLBACK_IP}:{FALLBACK_PORT}"
 agi_watchdog = 3
 journal_flush_interval = 0.05
 realtime_http_timeout = 1.5
+database_url = "{db_url}"
 """
     )
     settings = load_settings(config_file, environ={})

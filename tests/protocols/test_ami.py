@@ -464,7 +464,7 @@ def test_encode_action_line_limit_is_asterisk_input_buffer() -> None:
 # -- properties ------------------------------------------------------------------------------------------
 
 keys = st.from_regex(r"[!-9;-~]{1,20}", fullmatch=True)
-values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=40)
+values = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\x00"), max_size=40)
 fields = st.lists(st.tuples(keys, values), max_size=12)
 
 
