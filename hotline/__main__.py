@@ -1,3 +1,5 @@
-from hotline.cli import main
 import sys
+
+from hotline.cli import main
+
 sys.exit(main())

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -36,6 +36,14 @@ from hotline.features.routing.agi_handlers import RoutingHandlers
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner (run_forever, tests) decides."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Hotline:
@@ -80,12 +88,20 @@ class Hotline:
             "status": "ok",
             "config_version": self.config.version,
             "nodes": self.nodes.status(),
-            "realtime": {"requests": self.realtime.requests, "errors": self.realtime.errors,
-                         "contacts": self.realtime.contact_count(), "pending_writes": self.realtime.pending_writes()},
+            "realtime": {
+                "requests": self.realtime.requests,
+                "errors": self.realtime.errors,
+                "contacts": self.realtime.contact_count(),
+                "pending_writes": self.realtime.pending_writes(),
+            },
             "agi": {"active": self.agi.active, "done": self.agi.sessions_done, "refused": self.agi.refused},
-            "journal": {"pending": self.journal.pending(), "written": self.journal.written,
-                        "dropped": self.journal.dropped, "active_calls": len(self.journal.active_calls())},
-        }  # fmt: skip
+            "journal": {
+                "pending": self.journal.pending(),
+                "written": self.journal.written,
+                "dropped": self.journal.dropped,
+                "active_calls": len(self.journal.active_calls()),
+            },
+        }
         return JSONResponse(body)
 
     # ------------------------------------------------------------------ persistence of Asterisk's writes
@@ -105,8 +121,8 @@ class Hotline:
             await asyncio.to_thread(self.config_repo.set_member_paused, uid, paused, reason)
 
     # ------------------------------------------------------------------ lifecycle
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
@@ -129,11 +145,16 @@ class Hotline:
         await self.agi.start(s.agi_host, s.agi_port)
         if serve_http:
             config = uvicorn.Config(
-                self.asgi, host=s.http_host, port=s.http_port, log_level="warning", access_log=False,
-                lifespan="off", timeout_keep_alive=65, interface="asgi3",
-            )  # fmt: skip
-            self._http = uvicorn.Server(config)
-            self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+                self.asgi,
+                host=s.http_host,
+                port=s.http_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_keep_alive=65,
+                interface="asgi3",
+            )
+            self._http = _QuietServer(config)
             self._spawn(self._http.serve(), "http")
             while not self._http.started:
                 if self._tasks[-1].done():
@@ -166,7 +187,8 @@ async def run_forever(settings: Settings, on_started: Callable[[Hotline], None] 
     hotline = Hotline(settings)
     await hotline.start()
     if on_started:
-        on_started(hotline)
+        # off the loop: it may block (starting lab nodes, which call back into Hotline while booting)
+        await asyncio.to_thread(on_started, hotline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     import signal

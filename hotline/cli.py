@@ -50,7 +50,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hotline.app import run_forever
 
     settings = _settings(args)
-    asyncio.run(run_forever(settings, lambda h: print(f"Hotline running: http://{settings.http_host}:{settings.http_port}/health", flush=True)))
+    asyncio.run(
+        run_forever(
+            settings,
+            lambda h: print(f"Hotline running: http://{settings.http_host}:{settings.http_port}/health", flush=True),
+        )
+    )
     return 0
 
 
@@ -88,7 +93,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     elif args.lab_cmd == "start":
         for node in register_lab_nodes(settings, count):
             pid = lab.start_node(settings, node)
-            print(f"{node.name} running (pid {pid}) SIP {node.spec.address}:{node.spec.sip_port} AMI :{node.spec.ami_port}")
+            spec = node.spec
+            print(f"{node.name} running (pid {pid}) SIP {spec.address}:{spec.sip_port} AMI :{spec.ami_port}")
     elif args.lab_cmd == "stop":
         for spec in lab.node_specs(settings, count):
             node = lab.lab_node(settings, spec)
@@ -187,15 +193,19 @@ def cmd_calls(args: argparse.Namespace) -> int:
         if rec is None:
             raise NotFoundError(f"no call {args.call_id}")
         print(f"call {rec.call_id} node={rec.node} from={rec.caller_num} did={rec.did} status={rec.status}")
-        print(f"  start={rec.started_at} answer={rec.answered_at} end={rec.ended_at} queue={rec.queue_name} "
-              f"wait={rec.queue_wait_s} agent={rec.agent_number} hangup_by={rec.hangup_by} cause={rec.hangup_cause}")
+        print(
+            f"  start={rec.started_at} answer={rec.answered_at} end={rec.ended_at} queue={rec.queue_name} "
+            f"wait={rec.queue_wait_s} agent={rec.agent_number} hangup_by={rec.hangup_by} cause={rec.hangup_cause}"
+        )
         for ev in repo.events_for(args.call_id):
             extra = " ".join(f"{k}={v}" for k, v in list(ev.data.items())[:6])
             print(f"  {ev.seq:4d} {ev.ts.isoformat()} {ev.source:7s} {ev.event:20s} {ev.channel or ''} {extra}")
     else:
         for rec in repo.recent_calls(limit=args.limit):
-            print(f"{rec.call_id} {rec.started_at:%Y-%m-%d %H:%M:%S} {rec.caller_num or '-':>14} -> {rec.did or '-':<10} "
-                  f"{rec.status:10s} hangup_by={rec.hangup_by}")
+            print(
+                f"{rec.call_id} {rec.started_at:%Y-%m-%d %H:%M:%S} {rec.caller_num or '-':>14} -> {rec.did or '-':<10} "
+                f"{rec.status:10s} hangup_by={rec.hangup_by}"
+            )
     return 0
 
 
@@ -286,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     sub.add_parser("serve", help="run Hotline (HTTP, realtime, FastAGI, AMI, journal)").set_defaults(func=cmd_serve)
-    sub.add_parser("demo", help="one-machine demo call center: data, Asterisk node, Hotline").set_defaults(func=cmd_demo)
+    sub.add_parser("demo", help="one-machine demo call center: data, Asterisk node, Hotline").set_defaults(
+        func=cmd_demo
+    )
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
 

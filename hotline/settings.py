@@ -44,9 +44,7 @@ def _s(default: Any, help: str, **kw: Any) -> Any:
 class Settings:
     # --- storage
     data_dir: Path = _s(None, "Folder for Hotline's own files (SQLite database, secrets, node configs).")
-    database_url: str = _s(
-        "", "SQLAlchemy URL of the database; empty means SQLite at <data_dir>/hotline.db."
-    )
+    database_url: str = _s("", "SQLAlchemy URL of the database; empty means SQLite at <data_dir>/hotline.db.")
     # --- web / realtime backend
     http_host: str = _s("127.0.0.1", "Address the HTTP server (health, realtime backend) listens on.")
     http_port: int = _s(8480, "Port of the HTTP server.")
@@ -63,9 +61,7 @@ class Settings:
     # --- FastAGI
     agi_host: str = _s("127.0.0.1", "Address the FastAGI server listens on.")
     agi_port: int = _s(4573, "Port of the FastAGI server.")
-    agi_decision_timeout: float = _s(
-        1.0, "Seconds the router may take to decide a call before the fallback is used."
-    )
+    agi_decision_timeout: float = _s(1.0, "Seconds the router may take to decide a call before the fallback is used.")
     agi_command_timeout: float = _s(10.0, "Seconds to wait for Asterisk's reply to one AGI command.")
     agi_watchdog: int = _s(
         5, "Seconds the dialplan lets a call stay in Hotline's AGI before it takes the fallback itself."
@@ -98,7 +94,8 @@ class Settings:
     asterisk_binary: str = _s("/usr/sbin/asterisk", "The asterisk binary ('system' mode, or in the root).")
     debian_mirror: str = _s("", "Debian mirror for the lab root; empty = the host's first apt URIs line.")
     lab_instance: str = _s(
-        "main", "Name of this lab (node folders live under <root>/hl/<lab_instance>/); lets a test lab run beside a demo."
+        "main",
+        "Name of this lab (node folders live under <root>/hl/<lab_instance>/); lets a test lab run beside a demo.",
     )
     node_count: int = _s(1, "Number of lab nodes `hotline lab start` runs.")
     node_address_base: str = _s(

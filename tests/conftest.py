@@ -92,8 +92,7 @@ def _server_database(kind: str, env: str, default: str) -> Iterator[_TestDatabas
                 conn.exec_driver_sql(create)
         except sa.exc.DBAPIError as exc:
             pytest.fail(
-                f"{kind} is not reachable at {admin_url.render_as_string()} ({env}): "
-                f"{exc.orig!r}\n-> {_ENSURE_HINT}",
+                f"{kind} is not reachable at {admin_url.render_as_string()} ({env}): {exc.orig!r}\n-> {_ENSURE_HINT}",
                 pytrace=False,
             )
         url = admin_url.set(database=name).render_as_string(hide_password=False)

@@ -10,17 +10,29 @@ from pathlib import Path
 def hotline(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hotline", "--data-dir", str(tmp_path), *args],
-        input=stdin, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_bad_config_file_is_one_clear_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("http_port = 'eighty'\n")
-    r = subprocess.run([sys.executable, "-m", "hotline", "--config", str(cfg), "db", "upgrade"],
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "hotline", "--config", str(cfg), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 2
-    assert r.stderr.strip() == "hotline: setting http_port: invalid literal for int() with base 10: 'eighty' (got 'eighty')"
+    assert (
+        r.stderr.strip()
+        == "hotline: setting http_port: invalid literal for int() with base 10: 'eighty' (got 'eighty')"
+    )
 
 
 def test_configuration_round_trip(tmp_path: Path) -> None:

@@ -25,8 +25,11 @@ def test_every_setting_has_a_description() -> None:
 def test_layering(tmp_path: Path) -> None:
     cfg = tmp_path / "h.toml"
     cfg.write_text(f'data_dir = "{tmp_path}"\nhttp_port = 9000\nagi_port = 9001\n')
-    s = load_settings(cfg, environ={"HOTLINE_AGI_PORT": "9002", "HOTLINE_CARRIER_ADDRESSES": "10.0.0.0/8, 10.1.0.0/16"},
-                      overrides={"sip_realm": "acme"})  # fmt: skip
+    s = load_settings(
+        cfg,
+        environ={"HOTLINE_AGI_PORT": "9002", "HOTLINE_CARRIER_ADDRESSES": "10.0.0.0/8, 10.1.0.0/16"},
+        overrides={"sip_realm": "acme"},
+    )
     assert (s.http_port, s.agi_port, s.sip_realm) == (9000, 9002, "acme")
     assert s.carrier_addresses == ("10.0.0.0/8", "10.1.0.0/16")
     assert s.effective_database_url == f"sqlite:///{tmp_path}/hotline.db"

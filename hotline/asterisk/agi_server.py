@@ -185,7 +185,9 @@ class AGIServer:
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _AGIProtocol(self), host, port, reuse_address=True, backlog=1024)
+        self._server = await loop.create_server(
+            lambda: _AGIProtocol(self), host, port, reuse_address=True, backlog=1024
+        )
         log.info("FastAGI listening on %s:%d", host, port)
 
     @property

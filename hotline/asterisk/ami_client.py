@@ -83,7 +83,11 @@ class AMIClient:
             raise NodeUnavailableError(f"AMI of {self.name} not connected after {timeout:.1f} s") from None
 
     async def action(
-        self, action: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = (), *, timeout: float | None = None
+        self,
+        action: str,
+        fields: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        *,
+        timeout: float | None = None,
     ) -> Message:
         """Send one action and return its Response; raise AsteriskError on `Response: Error`."""
         items = await self._send(action, fields, is_list=False, timeout=timeout)
@@ -93,7 +97,11 @@ class AMIClient:
         return reply
 
     async def action_list(
-        self, action: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = (), *, timeout: float | None = None
+        self,
+        action: str,
+        fields: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        *,
+        timeout: float | None = None,
     ) -> list[Message]:
         """Send a list action; return the item events (the Response and the Complete event excluded)."""
         items = await self._send(action, fields, is_list=True, timeout=timeout)
@@ -122,16 +130,17 @@ class AMIClient:
 
     # ------------------------------------------------------------------ internals
     async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self._connect_timeout
-        )
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self._connect_timeout)
         self._writer = writer
         parser = AMIParser()
         reader_task = asyncio.create_task(self._read_loop(reader, parser), name=f"ami-read-{self.name}")
         try:
             login = await self._send(
-                "Login", [("Username", self._username), ("Secret", self._secret), ("Events", "on")],
-                is_list=False, timeout=self._action_timeout, require_ready=False,
+                "Login",
+                [("Username", self._username), ("Secret", self._secret), ("Events", "on")],
+                is_list=False,
+                timeout=self._action_timeout,
+                require_ready=False,
             )
             if login[0].get("Response", "").lower() != "success":
                 raise AsteriskError(f"login refused: {login[0].get('Message', '')}")
@@ -171,11 +180,11 @@ class AMIClient:
         if pending is not None and (msg.is_response or pending.is_list):
             pending.items.append(msg)
             done = not pending.is_list
-            if pending.is_list:
-                if msg.is_response and (msg.get("Response", "").lower() == "error"):
-                    done = True
-                elif (msg.get("EventList") or "").lower() == "complete":
-                    done = True
+            if pending.is_list and (
+                (msg.is_response and msg.get("Response", "").lower() == "error")
+                or (msg.get("EventList") or "").lower() == "complete"
+            ):
+                done = True
             if done:
                 self._pending.pop(aid, None)  # type: ignore[arg-type]
                 if not pending.future.done():
@@ -209,7 +218,9 @@ class AMIClient:
             writer.write(data)
             return await asyncio.wait_for(fut, timeout or self._action_timeout)
         except TimeoutError:
-            raise ActionTimeoutError(f"{self.name}: no answer to {action} in {timeout or self._action_timeout} s") from None
+            raise ActionTimeoutError(
+                f"{self.name}: no answer to {action} in {timeout or self._action_timeout} s"
+            ) from None
         finally:
             self._pending.pop(aid, None)
 

@@ -86,9 +86,7 @@ def apt_install(*packages: str) -> None:
     """Install Debian packages on the host if any is missing (idempotent)."""
     missing = []
     for pkg in packages:
-        q = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
-        )
+        q = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False)
         if "install ok installed" not in q.stdout:
             missing.append(pkg)
     if not missing:

@@ -241,7 +241,7 @@ class RealtimeBackend:
         raise RealtimeProtocolError(f"unsupported operation {op!r}")
 
     @staticmethod
-    def _key_lookup(table: Table, conditions: tuple[Condition, ...]) -> Row | None | bool:
+    def _key_lookup(table: Table, conditions: tuple[Condition, ...]) -> Row | bool | None:
         """Fast path: an equality on the key column. Returns False when not applicable."""
         for c in conditions:
             if c.column == table.key and c.op == "=":
@@ -388,7 +388,10 @@ class RealtimeASGI:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())],
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": data})

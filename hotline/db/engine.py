@@ -83,9 +83,7 @@ def create_engine_for(url: str) -> Engine:
             try:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot create the folder of the SQLite database {database}: {exc}"
-                ) from exc
+                raise ConfigError(f"cannot create the folder of the SQLite database {database}: {exc}") from exc
     else:
         kwargs["pool_pre_ping"] = True
     try:

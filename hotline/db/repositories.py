@@ -50,7 +50,13 @@ from hotline.domain.config import (
     Queue,
     QueueMember,
 )
-from hotline.errors import DatabaseUnavailableError, ConfigError, ConflictError, NotFoundError, ValidationError
+from hotline.errors import (
+    ConfigError,
+    ConflictError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    ValidationError,
+)
 from hotline.passwords import hash_secret, sip_digests, validate_sip_password
 
 _INT_MAX = 2**31 - 1
@@ -351,9 +357,7 @@ class ConfigRepository:
             return ConfigSnapshot.build(
                 version,
                 phones=map(_phone, conn.execute(sa.select(t.phones).order_by(t.phones.c.id))),
-                agent_groups=map(
-                    _agent_group, conn.execute(sa.select(t.agent_groups).order_by(t.agent_groups.c.id))
-                ),
+                agent_groups=map(_agent_group, conn.execute(sa.select(t.agent_groups).order_by(t.agent_groups.c.id))),
                 agents=map(_agent, conn.execute(sa.select(t.agents).order_by(t.agents.c.id))),
                 queues=map(_queue, conn.execute(sa.select(t.queues).order_by(t.queues.c.id))),
                 queue_members=map(_member, conn.execute(_MEMBERS_SELECT)),
@@ -438,9 +442,7 @@ class ConfigRepository:
                 sa.insert(t.agent_groups).values(name=name, description=description),
                 f"agent group {name!r} already exists",
             )
-            return _agent_group(
-                conn.execute(sa.select(t.agent_groups).where(t.agent_groups.c.name == name)).one()
-            )
+            return _agent_group(conn.execute(sa.select(t.agent_groups).where(t.agent_groups.c.name == name)).one())
 
     def add_agent(
         self,
@@ -482,9 +484,7 @@ class ConfigRepository:
         values = _queue_options(options)
         with write_transaction(self._engine) as conn:
             _bump_version(conn)
-            _execute_insert(
-                conn, sa.insert(t.queues).values(name=name, **values), f"queue {name!r} already exists"
-            )
+            _execute_insert(conn, sa.insert(t.queues).values(name=name, **values), f"queue {name!r} already exists")
             return _queue(conn.execute(sa.select(t.queues).where(t.queues.c.name == name)).one())
 
     def update_queue(self, name: str, **options: object) -> Queue:
@@ -660,9 +660,7 @@ class ConfigRepository:
             _bump_version(conn)  # serialises writers, so update-then-insert cannot race here
             result = conn.execute(sa.update(t.nodes).where(t.nodes.c.name == name).values(**values))
             if result.rowcount == 0:
-                _execute_insert(
-                    conn, sa.insert(t.nodes).values(name=name, **values), f"node {name!r} already exists"
-                )
+                _execute_insert(conn, sa.insert(t.nodes).values(name=name, **values), f"node {name!r} already exists")
             return _node(conn.execute(sa.select(t.nodes).where(t.nodes.c.name == name)).one())
 
     def update_node_status(
@@ -711,9 +709,7 @@ def _refuse_if_routed(conn: Connection, dest_type: str, dest_value: str) -> None
         .all()
     )
     if used:
-        raise ConflictError(
-            f"{dest_type} {dest_value!r} is the destination of DID route(s) {', '.join(used)}"
-        )
+        raise ConflictError(f"{dest_type} {dest_value!r} is the destination of DID route(s) {', '.join(used)}")
 
 
 def _check_route(conn: Connection, dest_type: object, dest_value: object, hangup_cause: object) -> None:
@@ -779,9 +775,7 @@ class ContactRepository:
     def delete_expired(self, now_epoch: int) -> int:
         """Delete contacts whose expiration_time (epoch seconds) is at or before `now_epoch`."""
         with write_transaction(self._engine) as conn:
-            return conn.execute(
-                sa.delete(t.ps_contacts).where(t.ps_contacts.c.expiration_time <= now_epoch)
-            ).rowcount
+            return conn.execute(sa.delete(t.ps_contacts).where(t.ps_contacts.c.expiration_time <= now_epoch)).rowcount
 
 
 # -------------------------------------------------------------------------------- CallRepository
@@ -823,9 +817,7 @@ def _call_row(record: CallRecord) -> dict[str, Any]:
 
 def _call_record(row: Row[Any]) -> CallRecord:
     m = row._mapping
-    values: dict[str, Any] = {
-        name: _from_db(m[name]) if name in _CALL_TIMES else m[name] for name in _CALL_FIELDS
-    }
+    values: dict[str, Any] = {name: _from_db(m[name]) if name in _CALL_TIMES else m[name] for name in _CALL_FIELDS}
     return CallRecord(**values)
 
 
@@ -948,9 +940,7 @@ class CallRepository:
     def events_for(self, call_id: str) -> list[JournalEvent]:
         with read_transaction(self._engine) as conn:
             rows = conn.execute(
-                sa.select(t.call_events)
-                .where(t.call_events.c.call_id == call_id)
-                .order_by(t.call_events.c.seq)
+                sa.select(t.call_events).where(t.call_events.c.call_id == call_id).order_by(t.call_events.c.seq)
             ).all()
         return [_journal_event(r) for r in rows]
 
@@ -959,9 +949,7 @@ class CallRepository:
         _int("limit", limit, minimum=1, maximum=10_000)
         with read_transaction(self._engine) as conn:
             rows = conn.execute(
-                sa.select(t.calls)
-                .order_by(t.calls.c.started_at.desc(), t.calls.c.call_id.desc())
-                .limit(limit)
+                sa.select(t.calls).order_by(t.calls.c.started_at.desc(), t.calls.c.call_id.desc()).limit(limit)
             ).all()
         return [_call_record(r) for r in rows]
 

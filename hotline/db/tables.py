@@ -224,9 +224,7 @@ call_events = sa.Table(
     "call_events",
     metadata,
     # BIGINT does not alias ROWID in SQLite, so SQLite gets INTEGER to autoincrement.
-    sa.Column(
-        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-    ),
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     # No separate index on call_id: the unique (call_id, seq) index below serves every lookup by call_id,
     # and one index less is one write less per journal event.
     sa.Column("call_id", sa.String(40), nullable=False),

@@ -101,8 +101,9 @@ class CallTracker:
                     hangup_cause_text=d.get("Cause-txt"),
                     ended_at=ev.ts,
                 )
-            if not self.live and (self.caller_uniqueid is None or uid == self.caller_uniqueid or
-                                  self.record.ended_at is not None):
+            if not self.live and (
+                self.caller_uniqueid is None or uid == self.caller_uniqueid or self.record.ended_at is not None
+            ):
                 self._finish(ev.ts)
                 return True
         return False

@@ -30,6 +30,7 @@ extra blank lines, a bad line) takes the exact message-by-message path, which gi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar, overload
@@ -51,11 +52,11 @@ _T = TypeVar("_T")
 # One header line of a decoded message (CRLF already folded to LF).  A key is anything but controls,
 # space, DEL and ':'; one space after the colon is the separator, the rest (even more spaces) is value.
 _HEADER_LINE = re.compile(r"^([^\x00-\x20\x7f:]+):[ ]?(.*)$", re.MULTILINE)
-# Byte-level twins of _HEADER_LINE for the fast path (a non-ASCII byte never decodes to a control).
-_HEADER_START = re.compile(rb"[^\x00-\x20\x7f:]+:")
-# In a block of complete messages, anything but clean framing: a bare LF, a line not starting with
-# `Key:`, or a blank line that does not end a message.  None found means the fast path applies.
-_ANOMALY = re.compile(rb"\n(?:(?<!\r\n)|(?!(?:\r\n)?(?:[^\x00-\x20\x7f:]+:|\Z)))")
+_VALID_KEY = re.compile(r"[^\x00-\x20\x7f:]+")
+# The fast path's grammar: messages of `Key:value` lines, every line ended by CRLF, every message by
+# one empty CRLF line (a byte-level twin of _HEADER_LINE: a non-ASCII byte never decodes to a control).
+# It is unambiguous, so matching (and failing) stays linear.
+_CLEAN_BLOCK = re.compile(rb"(?:(?:[^\x00-\x20\x7f:]+:[^\n]*\r\n)+\r\n)*")
 # Keys we write: printable ASCII without ':' (what every Asterisk header name is).
 _ACTION_KEY = re.compile(r"[!-9;-~]+")
 _BAD_VALUE_CHAR = re.compile(r"[\r\n\x00]")
@@ -66,29 +67,45 @@ _TOO_LONG = "AMI line longer than {} bytes"
 _TOO_MANY = "AMI message has more than {} headers"
 
 
+_ABSENT = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _needles(key: str) -> tuple[str, str] | None:
+    """What `Message.get` looks for in lower-cased text: `key:` on the first line or after a CRLF."""
+    low = key.lower()
+    if not _VALID_KEY.fullmatch(low):
+        return None
+    return low + ":", "\r\n" + low + ":"
+
+
 class Message:
     """One AMI message (event or response): its headers in wire order, keys possibly repeated.
 
-    Immutable.  A message read by `AMIParser` keeps its decoded text and splits it into `headers` only
-    when first needed: most events are routed on `name` (or `action_id`) alone, which are read straight
-    from the text.  Equality and hashing use `headers`.
+    Immutable; equality and hashing use `headers`.  A message read by `AMIParser` keeps its decoded
+    text and splits it into `headers` only when first needed: `name`, `get`, `action_id`, `is_event`
+    and `is_response` read the text directly, which is what routing most events needs.
     """
 
-    __slots__ = ("_headers", "_index", "_raw")
+    __slots__ = ("_headers", "_index", "_low", "_raw")
     _headers: tuple[tuple[str, str], ...] | None
-    _index: dict[str, str] | None
-    # Validated CRLF text of the header lines, without the final line ending (parser fast path only).
+    _index: dict[str, str] | None  # lower-cased key -> first value, built on demand
+    # Validated CRLF text of the header lines without the final line ending (parser fast path only),
+    # and its lower-cased copy for case-insensitive lookups.
     _raw: str | None
+    _low: str | None
 
     def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
         _set_headers(self, tuple(headers))
         _set_index(self, None)
         _set_raw(self, None)
+        _set_low(self, None)
 
     @classmethod
     def _from_wire(cls, raw: str) -> Message:
         msg = _new_message(cls)
         _set_raw(msg, raw)
+        _set_low(msg, None)
         _set_headers(msg, None)
         _set_index(msg, None)
         return msg
@@ -119,8 +136,7 @@ class Message:
         if headers is None:
             raw = self._raw
             assert raw is not None
-            text = raw.replace("\r\n", "\n") if "\r" in raw else raw
-            headers = tuple(_HEADER_LINE.findall(text))
+            headers = tuple(_HEADER_LINE.findall(raw.replace("\r\n", "\n")))
             _set_headers(self, headers)
         return headers
 
@@ -135,7 +151,7 @@ class Message:
     def _first(self) -> tuple[str, str] | None:
         """The first header, read without splitting the whole message."""
         raw = self._raw
-        if raw is None or self._headers is not None:
+        if raw is None:
             headers = self.headers
             return headers[0] if headers else None
         end = raw.find("\r\n")
@@ -149,7 +165,28 @@ class Message:
 
     def get(self, key: str, default: object = None) -> object:
         """Value of the first header named `key` (case-insensitive), else `default`."""
-        return self._lookup().get(key.lower(), default)
+        raw = self._raw
+        if raw is None or self._index is not None or not raw.isascii():
+            # (lower() keeps offsets only for ASCII text)
+            return self._lookup().get(key.lower(), default)
+        needles = _needles(key)
+        if needles is None:
+            return default  # not a valid header name: no header can have it
+        low = self._low
+        if low is None:
+            low = raw.lower()
+            _set_low(self, low)
+        first_line, other_line = needles
+        if low.startswith(first_line):
+            start = len(first_line)
+        else:
+            start = low.find(other_line)
+            if start < 0:
+                return default
+            start += len(other_line)
+        end = raw.find("\r\n", start)
+        value = raw[start:] if end < 0 else raw[start:end]
+        return value[1:] if value.startswith(" ") else value
 
     def getall(self, key: str) -> list[str]:
         """Values of every header named `key` (case-insensitive), in wire order."""
@@ -157,7 +194,7 @@ class Message:
         return [v for k, v in self.headers if k.lower() == key]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._lookup()
+        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
 
     @property
     def name(self) -> str | None:
@@ -166,41 +203,20 @@ class Message:
         # Fast path: Asterisk always writes Event/Response first.
         if first is not None and first[0].lower() in ("event", "response"):
             return first[1]
-        index = self._lookup()
-        return index.get("event", index.get("response"))
+        event = self.get("event")
+        return event if event is not None else self.get("response")
 
     @property
     def is_event(self) -> bool:
-        first = self._first()
-        if first is not None and first[0].lower() == "event":
-            return True
-        return "event" in self._lookup()
+        return "event" in self
 
     @property
     def is_response(self) -> bool:
-        first = self._first()
-        if first is not None and first[0].lower() == "response":
-            return True
-        return "response" in self._lookup()
+        return "response" in self
 
     @property
     def action_id(self) -> str | None:
-        raw = self._raw
-        if raw is not None and self._index is None and raw.isascii():
-            # Every event is asked for its ActionID by a client matching replies: find it in the text
-            # (ASCII only, so that lower() keeps offsets) instead of splitting the whole message.
-            low = raw.lower()
-            if low.startswith("actionid:"):
-                start = 9
-            else:
-                start = low.find("\r\nactionid:")
-                if start < 0:
-                    return None
-                start += 11
-            end = raw.find("\r\n", start)
-            value = raw[start:] if end < 0 else raw[start:end]
-            return value[1:] if value.startswith(" ") else value
-        return self._lookup().get("actionid")
+        return self.get("actionid")
 
     @property
     def chan_variables(self) -> dict[str, str]:
@@ -239,6 +255,7 @@ _Headers = tuple[tuple[str, str], ...]
 _set_headers: Callable[[Message, _Headers | None], None] = Message.__dict__["_headers"].__set__
 _set_index: Callable[[Message, dict[str, str] | None], None] = Message.__dict__["_index"].__set__
 _set_raw: Callable[[Message, str | None], None] = Message.__dict__["_raw"].__set__
+_set_low: Callable[[Message, str | None], None] = Message.__dict__["_low"].__set__
 _new_message: Callable[[type[Message]], Message] = object.__new__
 
 
@@ -317,7 +334,7 @@ class AMIParser:
             region = bytes(buf[:cut])
             del buf[:cut]
             self._counted = self._lines = 0
-            if _HEADER_START.match(region) and _ANOMALY.search(region) is None:
+            if _CLEAN_BLOCK.fullmatch(region):
                 self._split_clean(region, messages)
             else:
                 self._split_exact(region, messages)
@@ -339,7 +356,7 @@ class AMIParser:
         return messages
 
     def _split_clean(self, region: bytes, out: list[Message]) -> None:
-        """Fast path: every line ends in CRLF, every line is `Key:...`, no extra blank lines.
+        """Fast path for a block matching _CLEAN_BLOCK (what Asterisk sends).
 
         Then the messages are exactly the pieces between "\r\n\r\n", sizes are exact byte counts, and
         the text is split into headers only when a caller asks for them.

@@ -57,7 +57,9 @@ class FakeAMI:
             w.write(f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n\r\n".encode())
             w.write(f"Event: QueueParams\r\nQueue: support\r\nActionID: {aid}\r\n\r\n".encode())
             w.write(f"Event: QueueMember\r\nQueue: support\r\nName: agent-2101\r\nActionID: {aid}\r\n\r\n".encode())
-            w.write(f"Event: QueueStatusComplete\r\nActionID: {aid}\r\nEventList: Complete\r\nListItems: 2\r\n\r\n".encode())
+            w.write(
+                f"Event: QueueStatusComplete\r\nActionID: {aid}\r\nEventList: Complete\r\nListItems: 2\r\n\r\n".encode()
+            )
         else:
             w.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Invalid/unknown command\r\n\r\n".encode())
 
@@ -76,9 +78,17 @@ async def ami() -> AsyncIterator[tuple[FakeAMI, int]]:
 async def running(port: int, secret: str = "good", **kw: float) -> AsyncIterator[tuple[AMIClient, list[Message]]]:
     events: list[Message] = []
     states: list[bool] = []
-    client = AMIClient(name="node1", host="127.0.0.1", port=port, username="hotline", secret=secret,
-                       on_event=lambda node, m: events.append(m), on_state=lambda n, up: states.append(up),
-                       reconnect_max=0.2, **kw)  # fmt: skip
+    client = AMIClient(
+        name="node1",
+        host="127.0.0.1",
+        port=port,
+        username="hotline",
+        secret=secret,
+        on_event=lambda node, m: events.append(m),
+        on_state=lambda n, up: states.append(up),
+        reconnect_max=0.2,
+        **kw,
+    )
     task = asyncio.create_task(client.run())
     try:
         yield client, events

@@ -121,10 +121,14 @@ async def test_contact_store_update_lookup_destroy(backend) -> None:  # type: ig
     rb, persisted, _ = backend
     cid = "2101%3B%40abc"
     async with client(rb) as c:
-        stored = await c.post("/realtime/ps_contacts/store",
-                              content=f"id={cid}&uri=sip%3A2101%40127.0.0.1%3A5161&expiration_time=1700000300&endpoint=2101".encode())  # fmt: skip
+        stored = await c.post(
+            "/realtime/ps_contacts/store",
+            content=f"id={cid}&uri=sip%3A2101%40127.0.0.1%3A5161&expiration_time=1700000300&endpoint=2101".encode(),
+        )
         assert stored.text == "1"
-        assert (await c.post("/realtime/ps_contacts/multi", content=b"id%20LIKE=2101%3B%40%25")).text.startswith("id=2101%3B%40abc")
+        assert (await c.post("/realtime/ps_contacts/multi", content=b"id%20LIKE=2101%3B%40%25")).text.startswith(
+            "id=2101%3B%40abc"
+        )
         expired = await c.post("/realtime/ps_contacts/multi", content=b"expiration_time%20%3C%3D=1700000299")
         assert expired.text == ""  # numeric comparison, not text
         expired = await c.post("/realtime/ps_contacts/multi", content=b"expiration_time%20%3C%3D=1700000300")
@@ -143,10 +147,11 @@ async def test_member_pause_is_kept_for_the_next_reread(backend) -> None:  # typ
     async with client(rb) as c:
         r = await c.post(f"/realtime/queue_members/update?uniqueid={uid}", content=b"reason_paused=lunch&paused=1")
         assert r.text == "1"
-        members = rows((await c.post("/realtime/queue_members/multi",
-                                     content=b"interface%20LIKE=%25&queue_name=support")).text)  # fmt: skip
+        members = rows(
+            (await c.post("/realtime/queue_members/multi", content=b"interface%20LIKE=%25&queue_name=support")).text
+        )
     assert members[0]["paused"] == ["1"] and members[0]["reason_paused"] == ["lunch"]
-    assert list(members[0])[0] == "interface"  # Asterisk names multi rows by the first lookup column
+    assert next(iter(members[0])) == "interface"  # Asterisk names multi rows by the first lookup column
     await rb.drain()
     assert persisted.writes == [("member_pause", (uid, True, "lunch"))]
 

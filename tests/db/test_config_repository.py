@@ -82,9 +82,7 @@ def test_duplicate_phone_is_a_conflict(config: ConfigRepository) -> None:
         ({"max_contacts": 0}, "max_contacts"),
     ],
 )
-def test_add_phone_validation_names_the_field(
-    config: ConfigRepository, kwargs: dict[str, object], field: str
-) -> None:
+def test_add_phone_validation_names_the_field(config: ConfigRepository, kwargs: dict[str, object], field: str) -> None:
     args: dict[str, object] = {"name": "2001", "password": "good-password", "realm": REALM, **kwargs}
     with pytest.raises(ValidationError) as info:
         config.add_phone(**args)  # type: ignore[arg-type]
@@ -251,9 +249,7 @@ def test_add_and_update_queue_options(config: ConfigRepository) -> None:
         ({"colour": "blue"}, "colour"),
     ],
 )
-def test_queue_validation_names_the_field(
-    config: ConfigRepository, options: dict[str, object], field: str
-) -> None:
+def test_queue_validation_names_the_field(config: ConfigRepository, options: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         config.add_queue("q", **options)
     assert info.value.field == field
@@ -321,9 +317,7 @@ def test_queue_members(config: ConfigRepository) -> None:
     assert info.value.field == "interface"
 
     config.remove_queue_member("support", "PJSIP/2002")
-    assert [m.interface for m in config.load_snapshot().members_by_queue["support"]] == [
-        "Local/1001@hotline-agents/n"
-    ]
+    assert [m.interface for m in config.load_snapshot().members_by_queue["support"]] == ["Local/1001@hotline-agents/n"]
     with pytest.raises(NotFoundError):
         config.remove_queue_member("support", "PJSIP/2002")
 
@@ -409,9 +403,7 @@ def test_update_and_delete_route(config: ConfigRepository) -> None:
     with pytest.raises(ValidationError) as info:
         config.update_route("5000", dest_type="queue", dest_value="support")  # cause still set
     assert info.value.field == "hangup_cause"
-    updated = config.update_route(
-        "5000", dest_type="queue", dest_value="support", hangup_cause=None, enabled=False
-    )
+    updated = config.update_route("5000", dest_type="queue", dest_value="support", hangup_cause=None, enabled=False)
     assert (updated.id, updated.dest_type, updated.dest_value, updated.hangup_cause, updated.enabled) == (
         route.id,
         "queue",
@@ -446,9 +438,7 @@ def test_nodes(config: ConfigRepository) -> None:
     assert (moved.id, moved.address, moved.sip_port, moved.ami_port) == (node.id, "127.0.0.12", 5062, 5039)
 
     seen = datetime(2025, 11, 25, 22, 15, 1, 123456, tzinfo=timezone(timedelta(hours=3)))
-    config.update_node_status(
-        "node1", state="up", active_calls=12, load=0.375, version="22.5.2", seen_at=seen
-    )
+    config.update_node_status("node1", state="up", active_calls=12, load=0.375, version="22.5.2", seen_at=seen)
     status = config.load_snapshot().nodes[0]
     assert (status.state, status.active_calls, status.load, status.version) == ("up", 12, 0.375, "22.5.2")
     assert status.last_seen_at == seen  # microseconds survive, on MariaDB too

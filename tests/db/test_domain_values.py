@@ -66,6 +66,4 @@ def test_call_record_checks_status_hangup_by_and_times() -> None:
     with pytest.raises(ValueError, match="hangup_by"):
         CallRecord("c", "n", "1", "", "5000", "", "completed", datetime.now(UTC), hangup_by="carrier")
     with pytest.raises(ValueError, match="ended_at"):
-        CallRecord(
-            "c", "n", "1", "", "5000", "", "completed", datetime.now(UTC), ended_at=datetime(2025, 1, 1)
-        )
+        CallRecord("c", "n", "1", "", "5000", "", "completed", datetime.now(UTC), ended_at=datetime(2025, 1, 1))

@@ -66,9 +66,7 @@ def test_snapshot_transaction_sees_one_state(db_url: str) -> None:
         with snapshot_transaction(reader) as conn:
             before = conn.execute(query).scalar_one()
             with write_transaction(writer) as wconn:
-                wconn.execute(
-                    sa.update(tables.config_version).values(version=tables.config_version.c.version + 7)
-                )
+                wconn.execute(sa.update(tables.config_version).values(version=tables.config_version.c.version + 7))
             assert conn.execute(query).scalar() == before
         with snapshot_transaction(reader) as conn:
             assert conn.execute(query).scalar() == before + 7

@@ -80,8 +80,14 @@ def _database(kind: str, work: Path) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
-                                         pytest.param("mariadb", marks=pytest.mark.mariadb)])  # fmt: skip
+@pytest.fixture(
+    scope="session",
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
 def e2e_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp(f"e2e-{request.param}")
     with _database(request.param, work) as db_url:
@@ -92,7 +98,7 @@ def _lab(work: Path, db_url: str) -> Iterator[Lab]:
     http_port, agi_port = free_port(), free_port()
     config_file = work / "hotline.toml"
     config_file.write_text(
-        f"""data_dir = "{work / 'data'}"
+        f"""data_dir = "{work / "data"}"
 http_port = {http_port}
 agi_port = {agi_port}
 lab_instance = "e2e"

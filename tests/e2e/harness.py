@@ -51,8 +51,10 @@ class HotlineProcess:
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hotline", "--config", str(self.config_file), "serve"],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
         wait_for(self.health, 30, "Hotline's /health")
 
     def health(self) -> dict[str, Any]:
@@ -60,8 +62,11 @@ class HotlineProcess:
             return json.loads(r.read())  # type: ignore[no-any-return]
 
     def wait_nodes_connected(self, timeout: float = 30) -> None:
-        wait_for(lambda: all(n["connected"] for n in self.health()["nodes"]) and self.health()["nodes"], timeout,
-                 "AMI connected to every node")  # fmt: skip
+        wait_for(
+            lambda: all(n["connected"] for n in self.health()["nodes"]) and self.health()["nodes"],
+            timeout,
+            "AMI connected to every node",
+        )
 
     def stop(self) -> None:
         if self.proc is None:
@@ -109,18 +114,55 @@ class SippResult:
 class Sipp:
     """One SIPp run (one call by default). Each run binds its own address:port (lab.md trap)."""
 
-    def __init__(self, workdir: Path, scenario: str, target: str, *, local_ip: str, port: int,
-                 keys: dict[str, str] | None = None, service: str | None = None, duration_ms: int = 1000,
-                 calls: int = 1, timeout_s: int = 30, uas: bool = False,
-                 extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        workdir: Path,
+        scenario: str,
+        target: str,
+        *,
+        local_ip: str,
+        port: int,
+        keys: dict[str, str] | None = None,
+        service: str | None = None,
+        duration_ms: int = 1000,
+        calls: int = 1,
+        timeout_s: int = 30,
+        uas: bool = False,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = workdir
         self.name = f"{scenario.removesuffix('.xml')}-{local_ip}-{port}-{time.monotonic_ns()}"
         self.msg_file = workdir / f"{self.name}.msg"
         self.err_file = workdir / f"{self.name}.err"
-        cmd = ["sipp", "-sf", str(SIPP_DIR / scenario), "-i", local_ip, "-p", str(port), "-m", str(calls),
-               "-d", str(duration_ms), "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin",
-               "-trace_msg", "-message_file", str(self.msg_file), "-trace_err", "-error_file", str(self.err_file),
-               "-mi", local_ip, "-mp", str(port + 2000), "-recv_timeout", str(timeout_s * 1000)]  # fmt: skip
+        cmd = [
+            "sipp",
+            "-sf",
+            str(SIPP_DIR / scenario),
+            "-i",
+            local_ip,
+            "-p",
+            str(port),
+            "-m",
+            str(calls),
+            "-d",
+            str(duration_ms),
+            "-timeout",
+            f"{timeout_s}s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_msg",
+            "-message_file",
+            str(self.msg_file),
+            "-trace_err",
+            "-error_file",
+            str(self.err_file),
+            "-mi",
+            local_ip,
+            "-mp",
+            str(port + 2000),
+            "-recv_timeout",
+            str(timeout_s * 1000),
+        ]
         if service:
             cmd += ["-s", service]
         cmd += list(extra_args)
@@ -133,8 +175,14 @@ class Sipp:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Sipp:
-        self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         return self
 
     def wait(self) -> SippResult:

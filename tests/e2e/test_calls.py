@@ -16,8 +16,16 @@ pytestmark = pytest.mark.asterisk
 
 
 def _register(lab: Lab, user: str, password: str, port: int) -> Sipp:
-    return Sipp(lab.workdir, "register.xml", lab.sip_target, local_ip="127.0.0.1", port=port,
-                keys={"user": user, "expires": "300"}, timeout_s=10, extra_args=("-au", user, "-ap", password))  # fmt: skip
+    return Sipp(
+        lab.workdir,
+        "register.xml",
+        lab.sip_target,
+        local_ip="127.0.0.1",
+        port=port,
+        keys={"user": user, "expires": "300"},
+        timeout_s=10,
+        extra_args=("-au", user, "-ap", password),
+    )
 
 
 def _caller_number() -> str:
@@ -63,13 +71,29 @@ def test_password_change_takes_effect_on_next_register(running_hotline: Lab) -> 
 
 def _queue_call(lab: Lab, *, agent_hangs_up: bool, did: str, phone: str, port: int) -> tuple[str, CallRecord]:
     assert _register(lab, phone, PHONE_PASSWORDS[phone], port).run().ok
-    with Sipp(lab.workdir, "answer_hangup.xml" if agent_hangs_up else "answer.xml", "", local_ip="127.0.0.1",
-              port=port, duration_ms=1500, timeout_s=20, uas=True) as agent:  # fmt: skip
+    with Sipp(
+        lab.workdir,
+        "answer_hangup.xml" if agent_hangs_up else "answer.xml",
+        "",
+        local_ip="127.0.0.1",
+        port=port,
+        duration_ms=1500,
+        timeout_s=20,
+        uas=True,
+    ) as agent:
         wait_for(agent.listening, 5, "the agent phone to listen")
         caller = _caller_number()
-        call = Sipp(lab.workdir, "caller_waits.xml" if agent_hangs_up else "caller.xml", lab.sip_target,
-                    local_ip=CARRIER_IP, port=port + 10, service=did, keys={"caller": caller}, duration_ms=1500,
-                    timeout_s=20).run()  # fmt: skip
+        call = Sipp(
+            lab.workdir,
+            "caller_waits.xml" if agent_hangs_up else "caller.xml",
+            lab.sip_target,
+            local_ip=CARRIER_IP,
+            port=port + 10,
+            service=did,
+            keys={"caller": caller},
+            duration_ms=1500,
+            timeout_s=20,
+        ).run()
         agent_res = agent.wait()
     assert call.ok, call.stdout[-3000:]
     assert agent_res.ok, agent_res.stdout[-3000:]
@@ -83,7 +107,9 @@ def test_queue_call_agent_hangs_up_journal_and_record(running_hotline: Lab) -> N
     assert rec.did == "5100" and rec.queue_name == "e2e-support"
     assert rec.agent_number == "agent-2101"
     assert rec.hangup_by == "agent"
-    assert rec.answered_at is not None and rec.ended_at is not None and rec.started_at <= rec.answered_at <= rec.ended_at
+    assert (
+        rec.answered_at is not None and rec.ended_at is not None and rec.started_at <= rec.answered_at <= rec.ended_at
+    )
     assert rec.queue_wait_s is not None and 0 <= rec.queue_wait_s < 10
     assert rec.talk_s is not None and rec.talk_s >= 1.0  # the agent talked -d 1500 ms before hanging up
 
@@ -114,8 +140,16 @@ def test_queue_call_caller_hangs_up(running_hotline: Lab) -> None:
 def test_did_routed_to_hangup_with_cause(running_hotline: Lab) -> None:
     lab = running_hotline
     caller = _caller_number()
-    res = Sipp(lab.workdir, "caller.xml", lab.sip_target, local_ip=CARRIER_IP, port=5191, service="5102",
-               keys={"caller": caller}, timeout_s=10).run()  # fmt: skip
+    res = Sipp(
+        lab.workdir,
+        "caller.xml",
+        lab.sip_target,
+        local_ip=CARRIER_IP,
+        port=5191,
+        service="5102",
+        keys={"caller": caller},
+        timeout_s=10,
+    ).run()
     assert not res.ok
     assert "SIP/2.0 403" in res.messages  # cause 21 (rejected) -> 403 Forbidden
     rec = _final_record(lab, caller)
@@ -124,11 +158,19 @@ def test_did_routed_to_hangup_with_cause(running_hotline: Lab) -> None:
 
 
 def _fallback_call(lab: Lab, port: int) -> None:
-    with Sipp(lab.workdir, "answer.xml", "", local_ip=FALLBACK_IP, port=FALLBACK_PORT, timeout_s=20,
-              uas=True) as uas:  # fmt: skip
+    with Sipp(lab.workdir, "answer.xml", "", local_ip=FALLBACK_IP, port=FALLBACK_PORT, timeout_s=20, uas=True) as uas:
         wait_for(uas.listening, 5, "the fallback target to listen")
-        res = Sipp(lab.workdir, "caller.xml", lab.sip_target, local_ip=CARRIER_IP, port=port, service="5100",
-                   keys={"caller": _caller_number()}, duration_ms=500, timeout_s=20).run()  # fmt: skip
+        res = Sipp(
+            lab.workdir,
+            "caller.xml",
+            lab.sip_target,
+            local_ip=CARRIER_IP,
+            port=port,
+            service="5100",
+            keys={"caller": _caller_number()},
+            duration_ms=500,
+            timeout_s=20,
+        ).run()
         fb = uas.wait()
     assert res.ok, res.stdout[-3000:]
     assert fb.ok, fb.stdout[-3000:]

@@ -48,8 +48,15 @@ async def test_replayed_queue_call_gives_the_right_record(sqlite_url: str) -> No
     for msg in _messages():
         if msg.name == "Newchannel" and msg.get("Uniqueid") == _caller_uniqueid():
             # what the AGI router does once the caller's channel reaches Hotline
-            journal.start_call(call_id, node="node1", uniqueid=msg.get("Uniqueid"), caller_num="74951234567",
-                               caller_name="Test Caller", did="5100", channel=msg.get("Channel"))  # fmt: skip
+            journal.start_call(
+                call_id,
+                node="node1",
+                uniqueid=msg.get("Uniqueid"),
+                caller_num="74951234567",
+                caller_name="Test Caller",
+                did="5100",
+                channel=msg.get("Channel"),
+            )
         journal.on_ami("node1", msg)
     await journal.flush()
     rec = repo.get_call(call_id)
@@ -83,8 +90,14 @@ async def test_events_of_unknown_channels_are_not_journaled(sqlite_url: str) -> 
 
 async def test_database_failure_keeps_the_batch(tmp_path: Path) -> None:
     journal, repo = _journal(f"sqlite:///{tmp_path / 'nodir' / 'gone' / 'x.db'}")
-    journal.start_call("0190f000-0000-7000-8000-000000000001", node="n", uniqueid="u1", caller_num="1",
-                       caller_name=None, did="5100")  # fmt: skip
+    journal.start_call(
+        "0190f000-0000-7000-8000-000000000001",
+        node="n",
+        uniqueid="u1",
+        caller_num="1",
+        caller_name=None,
+        did="5100",
+    )
     journal.record("0190f000-0000-7000-8000-000000000001", "Routed", {"summary": "x"})
     # break the database under the journal: the write fails and nothing is lost
     repo._engine = create_engine("sqlite:////proc/forbidden/x.db")  # type: ignore[attr-defined]

@@ -7,8 +7,18 @@ from hotline.features.routing.router import decide_inbound, decide_internal
 
 
 def _phone(i: int, name: str, enabled: bool = True) -> Phone:
-    return Phone(id=i, name=name, digest_md5="0" * 32, digest_sha256="0" * 64, realm="hotline",
-                 context="hotline-phones", callerid="", codecs="ulaw", max_contacts=1, enabled=enabled)  # fmt: skip
+    return Phone(
+        id=i,
+        name=name,
+        digest_md5="0" * 32,
+        digest_sha256="0" * 64,
+        realm="hotline",
+        context="hotline-phones",
+        callerid="",
+        codecs="ulaw",
+        max_contacts=1,
+        enabled=enabled,
+    )
 
 
 def _route(i: int, did: str, t: str, v: str = "", cause: int | None = None, enabled: bool = True) -> DidRoute:
@@ -16,9 +26,24 @@ def _route(i: int, did: str, t: str, v: str = "", cause: int | None = None, enab
 
 
 def _snap() -> ConfigSnapshot:
-    queue = Queue(id=1, name="support", strategy="ringall", timeout=15, retry=5, wrapuptime=0, maxlen=0,
-                  servicelevel=60, musicclass="default", joinempty="yes", leavewhenempty="no", ringinuse=False,
-                  weight=0, max_wait=120, announce_frequency=0, announce_holdtime="no")  # fmt: skip
+    queue = Queue(
+        id=1,
+        name="support",
+        strategy="ringall",
+        timeout=15,
+        retry=5,
+        wrapuptime=0,
+        maxlen=0,
+        servicelevel=60,
+        musicclass="default",
+        joinempty="yes",
+        leavewhenempty="no",
+        ringinuse=False,
+        weight=0,
+        max_wait=120,
+        announce_frequency=0,
+        announce_holdtime="no",
+    )
     agent = Agent(id=1, number="1001", name="Alice", group_id=None, pin_hash=None, phone_id=1, enabled=True)
     lonely = Agent(id=2, number="1002", name="Boris", group_id=None, pin_hash=None, phone_id=None, enabled=True)
     return ConfigSnapshot.build(
@@ -43,7 +68,11 @@ def _snap() -> ConfigSnapshot:
 def test_queue_route_sets_queue_and_max_wait() -> None:
     d = decide_inbound(_snap(), "5000")
     assert d.action == "queue"
-    assert dict(d.variables) == {"HOTLINE_QUEUE": "support", "HOTLINE_QUEUE_OPTIONS": "t", "HOTLINE_QUEUE_TIMEOUT": "120"}
+    assert dict(d.variables) == {
+        "HOTLINE_QUEUE": "support",
+        "HOTLINE_QUEUE_OPTIONS": "t",
+        "HOTLINE_QUEUE_TIMEOUT": "120",
+    }
 
 
 def test_agent_route_dials_the_agents_phone() -> None:

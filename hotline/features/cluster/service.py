@@ -42,10 +42,17 @@ class NodeService:
             if name not in self.clients:
                 s = self._settings
                 client = AMIClient(
-                    name=name, host=n.address, port=n.ami_port, username=s.ami_username, secret=s.ami_secret,
-                    on_event=self._journal.on_ami, on_state=self._on_state, keepalive=s.ami_keepalive,
-                    action_timeout=s.ami_action_timeout, reconnect_max=s.ami_reconnect_max,
-                )  # fmt: skip
+                    name=name,
+                    host=n.address,
+                    port=n.ami_port,
+                    username=s.ami_username,
+                    secret=s.ami_secret,
+                    on_event=self._journal.on_ami,
+                    on_state=self._on_state,
+                    keepalive=s.ami_keepalive,
+                    action_timeout=s.ami_action_timeout,
+                    reconnect_max=s.ami_reconnect_max,
+                )
                 self.clients[name] = client
                 self._tasks[name] = asyncio.get_running_loop().create_task(client.run(), name=f"ami-{name}")
 
@@ -66,9 +73,14 @@ class NodeService:
     async def _write_state(self, name: str, up: bool, version: str) -> None:
         try:
             await asyncio.to_thread(
-                self._repo.update_node_status, name, state="up" if up else "down", active_calls=0, load=0.0,
-                version=version, seen_at=datetime.now(UTC),
-            )  # fmt: skip
+                self._repo.update_node_status,
+                name,
+                state="up" if up else "down",
+                active_calls=0,
+                load=0.0,
+                version=version,
+                seen_at=datetime.now(UTC),
+            )
         except Exception as exc:
             log.warning("could not record state of node %s: %s", name, exc)
 
@@ -80,10 +92,16 @@ class NodeService:
 
     def status(self) -> list[dict[str, object]]:
         return [
-            {"name": c.name, "address": c.host, "ami_port": c.port, "connected": c.connected,
-             "events": c.events_received, "connects": c.connects}
+            {
+                "name": c.name,
+                "address": c.host,
+                "ami_port": c.port,
+                "connected": c.connected,
+                "events": c.events_received,
+                "connects": c.connects,
+            }
             for c in self.clients.values()
-        ]  # fmt: skip
+        ]
 
     async def stop(self) -> None:
         tasks = list(self._tasks.values())

@@ -18,6 +18,8 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict, deque
@@ -34,13 +36,29 @@ log = logging.getLogger(__name__)
 
 # Events that never belong to a call journal (node and registration housekeeping).
 _SKIP = frozenset(
-    {"FullyBooted", "SuccessfulAuth", "ChallengeSent", "PeerStatus", "ContactStatus", "DeviceStateChange",
-     "QueueMemberStatus", "Registry", "Reload", "ModuleLoadReport", "Newexten", "VarSet", "RTCPSent",
-     "RTCPReceived", "AGIExecStart", "AGIExecEnd"}
-)  # fmt: skip
+    {
+        "FullyBooted",
+        "SuccessfulAuth",
+        "ChallengeSent",
+        "PeerStatus",
+        "ContactStatus",
+        "DeviceStateChange",
+        "QueueMemberStatus",
+        "Registry",
+        "Reload",
+        "ModuleLoadReport",
+        "Newexten",
+        "VarSet",
+        "RTCPSent",
+        "RTCPReceived",
+        "AGIExecStart",
+        "AGIExecEnd",
+    }
+)
 _PENDING_TTL = 30.0
 _PENDING_PER_CHANNEL = 64
 _PENDING_CHANNELS = 10_000
+_MAX_UID_MAPPINGS = 200_000  # channels remembered after their call ended (late events still find it)
 
 
 class JournalService:
@@ -87,9 +105,15 @@ class JournalService:
         """A call got its id (from the AGI router). Links the caller's channel and releases its events."""
         now = datetime.now(UTC)
         record = CallRecord(
-            call_id=call_id, node=node, caller_num=caller_num, caller_name=caller_name, did=did,
-            destination=None, status="active", started_at=now,
-        )  # fmt: skip
+            call_id=call_id,
+            node=node,
+            caller_num=caller_num,
+            caller_name=caller_name,
+            did=did,
+            destination=None,
+            status="active",
+            started_at=now,
+        )
         tracker = CallTracker(record, uniqueid)
         self._trackers[call_id] = tracker
         self._records[call_id] = record
@@ -100,12 +124,30 @@ class JournalService:
                 tracker.live.add(uniqueid)
                 tracker.seen.add(uniqueid)
 
-    def record(self, call_id: str, event: str, data: Mapping[str, str], *, node: str = "", source: str = "hotline",
-               uniqueid: str | None = None, channel: str | None = None) -> None:  # fmt: skip
-        self._append(JournalEvent(
-            call_id=call_id, seq=0, ts=datetime.now(UTC), source=source, node=node, event=event,
-            uniqueid=uniqueid, channel=channel, data=dict(data),
-        ))  # fmt: skip
+    def record(
+        self,
+        call_id: str,
+        event: str,
+        data: Mapping[str, str],
+        *,
+        node: str = "",
+        source: str = "hotline",
+        uniqueid: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        self._append(
+            JournalEvent(
+                call_id=call_id,
+                seq=0,
+                ts=datetime.now(UTC),
+                source=source,
+                node=node,
+                event=event,
+                uniqueid=uniqueid,
+                channel=channel,
+                data=dict(data),
+            )
+        )
 
     def on_ami(self, node: str, msg: Message) -> None:
         name = msg.name
@@ -113,10 +155,8 @@ class JournalService:
             return
         ts_raw = msg.get("Timestamp")
         if ts_raw:
-            try:
+            with contextlib.suppress(ValueError):
                 self.ami_lag_s = max(0.0, time.time() - float(ts_raw))
-            except ValueError:
-                pass
         call_id = msg.chan_variables.get("HOTLINE_CALL_ID") or None
         uid = msg.get("Uniqueid")
         linked = msg.get("Linkedid")
@@ -167,9 +207,16 @@ class JournalService:
             ts = datetime.now(UTC)
         data = {k: v for k, v in msg.headers if k not in ("Event", "Privilege", "Timestamp")}
         return JournalEvent(
-            call_id=call_id, seq=0, ts=ts, source="ami", node=node, event=msg.name or "",
-            uniqueid=msg.get("Uniqueid"), channel=msg.get("Channel"), data=data,
-        )  # fmt: skip
+            call_id=call_id,
+            seq=0,
+            ts=ts,
+            source="ami",
+            node=node,
+            event=msg.name or "",
+            uniqueid=msg.get("Uniqueid"),
+            channel=msg.get("Channel"),
+            data=data,
+        )
 
     def _append(self, ev: JournalEvent) -> None:
         if len(self._events) >= self._max_pending:
@@ -199,9 +246,20 @@ class JournalService:
     def _forget(self, call_id: str) -> None:
         self._trackers.pop(call_id, None)
         self._last_activity.pop(call_id, None)
-        # keep uid mappings briefly: late events (the agent's Hangup) still find their call
-        self._seq_keep = getattr(self, "_seq_keep", deque(maxlen=10_000))
-        self._seq_keep.append(call_id)
+        # The uid -> call id mappings stay: late events (the agent's Hangup) still find their call.
+        # They are bounded by _trim_uids.
+        self._trim_uids()
+
+    def _trim_uids(self) -> None:
+        # dicts keep insertion order: the oldest mappings go first
+        excess = len(self._uid_call) - _MAX_UID_MAPPINGS
+        if excess > 0:
+            for uid in list(itertools.islice(self._uid_call, excess)):
+                del self._uid_call[uid]
+        if len(self._seq) > _MAX_UID_MAPPINGS:
+            ended = [c for c in self._seq if c not in self._trackers]
+            for call_id in ended[: len(self._seq) - _MAX_UID_MAPPINGS]:
+                del self._seq[call_id]
 
     def active_calls(self) -> list[CallRecord]:
         return [t.record for t in self._trackers.values()]
@@ -218,8 +276,19 @@ class JournalService:
             self._adopt.discard(call_id)
             if offset:
                 self._events = deque(
-                    JournalEvent(e.call_id, e.seq + offset, e.ts, e.source, e.node, e.event, e.uniqueid, e.channel, e.data)
-                    if e.call_id == call_id else e
+                    JournalEvent(
+                        e.call_id,
+                        e.seq + offset,
+                        e.ts,
+                        e.source,
+                        e.node,
+                        e.event,
+                        e.uniqueid,
+                        e.channel,
+                        e.data,
+                    )
+                    if e.call_id == call_id
+                    else e
                     for e in self._events
                 )
                 self._seq[call_id] = self._seq.get(call_id, 0) + offset
@@ -258,10 +327,8 @@ class JournalService:
     async def flush_loop(self) -> None:
         delay = self._interval
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             self._wakeup.clear()
             try:
                 await self.flush()
@@ -271,7 +338,12 @@ class JournalService:
                 raise
             except Exception as exc:
                 delay = min(max(delay * 2, 0.5), 10.0)
-                log.warning("journal: write failed (%s); %d events kept, retry in %.1f s", exc, len(self._events), delay)
+                log.warning(
+                    "journal: write failed (%s); %d events kept, retry in %.1f s",
+                    exc,
+                    len(self._events),
+                    delay,
+                )
         # not reached
 
     def _sweep_idle(self) -> None:

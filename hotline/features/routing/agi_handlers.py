@@ -71,10 +71,19 @@ class RoutingHandlers:
             channel=env.channel,
         )
         self._journal.record(
-            call_id, "CallIdAssigned", {"script": env.script, "reused": "yes" if existing else "no",
-                                        "did": env.extension, "caller": env.callerid},
-            node=node, source="agi", uniqueid=env.uniqueid, channel=env.channel,
-        )  # fmt: skip
+            call_id,
+            "CallIdAssigned",
+            {
+                "script": env.script,
+                "reused": "yes" if existing else "no",
+                "did": env.extension,
+                "caller": env.callerid,
+            },
+            node=node,
+            source="agi",
+            uniqueid=env.uniqueid,
+            channel=env.channel,
+        )
         try:
             decision = await asyncio.wait_for(decide(session, self._snapshot()), self._timeout)
         except asyncio.CancelledError:
@@ -84,9 +93,14 @@ class RoutingHandlers:
             reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             log.warning("routing %s failed (%s); fallback", call_id, reason)
             self._journal.record(
-                call_id, "RouteFailed", {"error": f"{reason}: {exc}" if str(exc) else reason},
-                node=node, source="agi", uniqueid=env.uniqueid, channel=env.channel,
-            )  # fmt: skip
+                call_id,
+                "RouteFailed",
+                {"error": f"{reason}: {exc}" if str(exc) else reason},
+                node=node,
+                source="agi",
+                uniqueid=env.uniqueid,
+                channel=env.channel,
+            )
             await session.set_variable("HOTLINE_FALLBACK_REASON", f"hotline-{reason}")
             return
         for name, value in decision.variables:
@@ -94,7 +108,12 @@ class RoutingHandlers:
         await session.set_variable("HOTLINE_ACTION", decision.action)
         self.decided += 1
         self._journal.record(
-            call_id, "Routed", decision.as_dict(), node=node, source="agi", uniqueid=env.uniqueid,
+            call_id,
+            "Routed",
+            decision.as_dict(),
+            node=node,
+            source="agi",
+            uniqueid=env.uniqueid,
             channel=env.channel,
         )
 

@@ -95,9 +95,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["group_id"], ["agent_groups.id"], name="fk_agents_group_id_agent_groups", ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["phone_id"], ["phones.id"], name="fk_agents_phone_id_phones", ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["phone_id"], ["phones.id"], name="fk_agents_phone_id_phones", ondelete="SET NULL"),
         **MYSQL_TABLE_OPTIONS,
     )
     op.create_table(
@@ -210,9 +208,7 @@ def upgrade() -> None:
     op.create_index("ix_calls_caller_num", "calls", ["caller_num"])
     op.create_table(
         "call_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("call_id", sa.String(40), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("ts", _ts(), nullable=False),

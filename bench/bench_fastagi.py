@@ -1,0 +1,384 @@
+"""FastAGI sessions/s: Hotline's AGIServer side by side with panoramisk 1.4's FastAGI server (issue 2).
+
+Each server runs in its own process pinned to CPU 0; a load generator written in C (bench/agi_load.c,
+compiled here with gcc -O2 into a temp folder) plays Asterisk from CPU 1: 20 concurrent sessions, each
+connect, the 22-variable `agi_*` block Asterisk 22 sends, an answer to every command, until the server
+closes.  Contestants, on the same load and in the same run:
+
+- hotline:          `hotline.asterisk.agi_server.AGIServer`, a handler doing GET VARIABLE + 4 SET VARIABLE;
+- panoramisk:       `panoramisk.fast_agi.Application` on `asyncio.start_server`, a route doing the same
+                    5 `send_command` calls, with the same bytes on the wire;
+- hotline-routing:  (informative) the real `RoutingHandlers.inbound` with a `JournalService` writing to a
+                    temp SQLite database, one DID route to a queue (6 commands per session).
+
+Every measurement is repeated (default 3 times, interleaved) and the median is reported
+(performance-anchors.md §10).  The target is Hotline >= 3x panoramisk in sessions/s.  The C generator
+reports its own CPU use during the window, and a run against a minimal C server shows its ceiling,
+so a reader can check that the generator was never the bottleneck.
+
+    .venv/bin/python bench/bench_fastagi.py [--seconds 10] [--repeats 3]
+
+Writes bench/results/fastagi.json.  Exits 0 even when the target is missed (the table says FAIL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "fastagi.json"
+TARGET_RATIO = 3.0
+SERVER_CPU = 0
+LOAD_CPU = 1
+COMMANDS = {"hotline": 5, "panoramisk": 5, "hotline-routing": 6}
+DID = "5000"  # agi_extension in agi_load.c's environment block
+
+# ----------------------------------------------------------------------------------- servers
+# Each contestant runs in a child process started as `bench_fastagi.py --serve KIND`: it pins itself
+# to CPU 0, prints "READY <port>", serves until its stdin is closed, then prints one JSON line of
+# its own counters.
+
+
+async def _until_stdin_closed() -> None:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not os.read(fd, 4096) and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+
+
+def _ready(port: int) -> None:
+    sys.stdout.write(f"READY {port}\n")
+    sys.stdout.flush()
+
+
+async def _serve_hotline() -> dict[str, Any]:
+    from hotline.asterisk.agi_server import AGIServer, AGISession
+
+    async def handler(session: AGISession) -> None:
+        await session.get_variable("HOTLINE_CALL_ID")
+        for i in range(4):
+            await session.set_variable(f"HOTLINE_V{i}", f"value{i}")
+
+    server = AGIServer({"inbound": handler})
+    await server.start("127.0.0.1", 0)
+    _ready(server.port)
+    await _until_stdin_closed()
+    await server.stop()
+    return {
+        "sessions_done": server.sessions_done,
+        "handler_errors": server.handler_errors,
+        "protocol_errors": server.protocol_errors,
+        "refused": server.refused,
+    }
+
+
+async def _serve_panoramisk() -> dict[str, Any]:
+    from panoramisk.fast_agi import Application, Request
+
+    counters = {"sessions_done": 0, "bad_replies": 0}
+
+    async def route(request: Request) -> None:
+        # The same bytes Hotline sends (its codec quotes every argument).
+        replies = [await request.send_command('GET VARIABLE "HOTLINE_CALL_ID"')]
+        for i in range(4):
+            replies.append(await request.send_command(f'SET VARIABLE "HOTLINE_V{i}" "value{i}"'))
+        counters["bad_replies"] += sum(1 for r in replies if r.get("status_code") != 200)
+        counters["sessions_done"] += 1
+
+    app = Application(loop=asyncio.get_running_loop())
+    # panoramisk routes on the whole agi_network_script, query string included.
+    app.add_route("inbound?node=node1", route)
+    server = await asyncio.start_server(app.handler, "127.0.0.1", 0)
+    _ready(server.sockets[0].getsockname()[1])
+    await _until_stdin_closed()
+    server.close()
+    await server.wait_closed()
+    return counters
+
+
+async def _serve_hotline_routing() -> dict[str, Any]:
+    from hotline.asterisk.agi_server import AGIServer
+    from hotline.db import migrate
+    from hotline.db.engine import create_engine_for
+    from hotline.db.repositories import CallRepository
+    from hotline.domain.config import ConfigSnapshot, DidRoute, Queue
+    from hotline.features.journal.service import JournalService
+    from hotline.features.routing.agi_handlers import RoutingHandlers
+
+    tmp = tempfile.mkdtemp(prefix="hotline-bench-agi-")
+    try:
+        engine = create_engine_for(f"sqlite:///{tmp}/journal.db")
+        migrate.upgrade(engine)
+        journal = JournalService(CallRepository(engine))
+        queue = Queue(
+            id=1, name="support", strategy="rrmemory", timeout=15, retry=5, wrapuptime=0, maxlen=0,
+            servicelevel=60, musicclass="default", joinempty="yes", leavewhenempty="no", ringinuse=False,
+            weight=0, max_wait=None, announce_frequency=0, announce_holdtime="no",
+        )  # fmt: skip
+        route = DidRoute(
+            id=1, did=DID, dest_type="queue", dest_value="support", hangup_cause=None,
+            description="bench", enabled=True,
+        )  # fmt: skip
+        snapshot = ConfigSnapshot(version=1, queues=(queue,), did_routes=(route,))
+        handlers = RoutingHandlers(lambda: snapshot, journal)
+        flusher = asyncio.get_running_loop().create_task(journal.flush_loop(), name="journal-flush")
+        server = AGIServer({"inbound": handlers.inbound})
+        await server.start("127.0.0.1", 0)
+        _ready(server.port)
+        await _until_stdin_closed()
+        await server.stop()
+        flusher.cancel()
+        try:
+            await flusher
+        except asyncio.CancelledError:
+            pass
+        await journal.flush()
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT count(*) FROM call_events").scalar()
+            calls = conn.exec_driver_sql("SELECT count(*) FROM calls").scalar()
+        engine.dispose()
+        return {
+            "sessions_done": server.sessions_done,
+            "handler_errors": server.handler_errors,
+            "protocol_errors": server.protocol_errors,
+            "refused": server.refused,
+            "decided": handlers.decided,
+            "route_failed": handlers.failed,
+            "journal_written": journal.written,
+            "journal_dropped": journal.dropped,
+            "db_event_rows": rows,
+            "db_call_rows": calls,
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+SERVERS = {
+    "hotline": _serve_hotline,
+    "panoramisk": _serve_panoramisk,
+    "hotline-routing": _serve_hotline_routing,
+}
+
+
+def serve(kind: str) -> None:
+    os.sched_setaffinity(0, {SERVER_CPU})
+    sys.path.insert(0, str(ROOT))
+    result = asyncio.run(SERVERS[kind]())
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+# ----------------------------------------------------------------------------------- driver
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (and its threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def compile_generator(tmp: Path) -> Path:
+    exe = tmp / "agi_load"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(HERE / "agi_load.c")], check=True)
+    return exe
+
+
+def run_generator(exe: Path, port: int, args: argparse.Namespace, expect: int, seconds: float) -> dict[str, Any]:
+    cmd = [
+        str(exe), "--port", str(port), "--cpu", str(LOAD_CPU), "--concurrency", str(args.concurrency),
+        "--seconds", str(seconds), "--warmup", str(args.warmup), "--expect", str(expect),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def measure(kind: str, exe: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement: start the server process, load it, stop it, collect both sides' counters."""
+    if kind == "c-reference":
+        proc = subprocess.Popen(
+            [str(exe), "--serve", "--port", "0", "--cpu", str(SERVER_CPU), "--commands", "5"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        expect, seconds = 5, args.ceiling_seconds
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", kind],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        expect, seconds = COMMANDS[kind], args.seconds
+    assert proc.stdout is not None
+    try:
+        line = proc.stdout.readline()  # blocks until the server listens
+        if not line.startswith("READY "):
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
+        port = int(line.split()[1])
+        ticks0, wall0 = _cpu_ticks(proc.pid), time.monotonic()
+        load = run_generator(exe, port, args, expect, seconds)
+        ticks1, wall1 = _cpu_ticks(proc.pid), time.monotonic()
+        server_stats: dict[str, Any] = {}
+        if kind == "c-reference":
+            proc.terminate()
+        else:
+            assert proc.stdin is not None
+            proc.stdin.close()  # tells the server to stop and report
+            server_stats = json.loads(proc.stdout.readline() or "{}")
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    load["server_cpu_share"] = (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (wall1 - wall0)
+    load["server"] = server_stats
+    return load
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("sessions_per_s", "commands_per_s", "p50_ms", "p99_ms", "generator_cpu_share", "server_cpu_share")
+    out: dict[str, Any] = {k: _median(runs, k) for k in keys}
+    out["errors"] = sum(
+        r["bad_sessions"] + r["connect_errors"] + r["io_errors"] + r["abandoned"]
+        + r["server"].get("handler_errors", 0) + r["server"].get("protocol_errors", 0)
+        + r["server"].get("refused", 0) + r["server"].get("bad_replies", 0)
+        for r in runs
+    )  # fmt: skip
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run (default 10)")
+    parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per server; the median is reported")
+    parser.add_argument("--concurrency", type=int, default=20, help="concurrent sessions (default 20)")
+    parser.add_argument("--ceiling-seconds", type=float, default=3.0, help="run against the C reference server")
+    parser.add_argument("--no-routing", action="store_true", help="skip the informative hotline-routing line")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
+
+    if len(os.sched_getaffinity(0)) < 2 or os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
+        print("needs 2 CPUs (server on CPU 0, load on CPU 1)", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {LOAD_CPU})  # this driver idles on the generator's core, never on the server's
+    kinds = ["hotline", "panoramisk"] + ([] if args.no_routing else ["hotline-routing"])
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in [*kinds, "c-reference"]}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        exe = compile_generator(Path(tmp))
+        for rep in range(args.repeats):
+            for kind in kinds:  # interleaved, so that a noisy moment hurts every contestant alike
+                r = measure(kind, exe, args)
+                runs[kind].append(r)
+                print(
+                    f"  run {rep + 1}/{args.repeats} {kind:<16} {r['sessions_per_s']:>8.0f} sessions/s  "
+                    f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+                    f"server CPU {r['server_cpu_share']:4.0%}  generator CPU {r['generator_cpu_share']:4.0%}",
+                    flush=True,
+                )
+        runs["c-reference"].append(measure("c-reference", exe, args))
+
+    summary = {k: summarize(v) for k, v in runs.items()}
+    hot, pano = summary["hotline"], summary["panoramisk"]
+    ratio = hot["sessions_per_s"] / pano["sessions_per_s"] if pano["sessions_per_s"] else float("inf")
+    paired = [
+        h["sessions_per_s"] / p["sessions_per_s"] for h, p in zip(runs["hotline"], runs["panoramisk"], strict=True)
+    ]
+    verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
+
+    print()
+    print(
+        f"FastAGI, {args.concurrency} concurrent sessions, 22-var env + N commands each, "
+        f"server on CPU {SERVER_CPU}, C load on CPU {LOAD_CPU}; median of {args.repeats} x {args.seconds:g} s"
+    )
+    header = (
+        f"{'server':<34} {'cmds':>4} {'sessions/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'commands/s':>10} "
+        f"{'srv CPU':>7} {'gen CPU':>7} {'errors':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    labels = {
+        "hotline": "hotline AGIServer (5 cmds)",
+        "panoramisk": "panoramisk 1.4 fast_agi (5 cmds)",
+        "hotline-routing": "hotline RoutingHandlers.inbound",
+        "c-reference": "C reference server (gen ceiling)",
+    }
+    for kind, s in summary.items():
+        cmds = 5 if kind == "c-reference" else COMMANDS[kind]
+        print(
+            f"{labels[kind]:<34} {cmds:>4} {s['sessions_per_s']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} "
+            f"{s['commands_per_s']:>10.0f} {s['server_cpu_share']:>7.0%} {s['generator_cpu_share']:>7.0%} "
+            f"{s['errors']:>6}"
+        )
+    print()
+    print(
+        f"ratio hotline / panoramisk sessions/s: {ratio:.2f}x (per run: "
+        f"{', '.join(f'{x:.2f}' for x in paired)})  target >= {TARGET_RATIO:g}x: {verdict}"
+    )
+    if "hotline-routing" in summary:
+        print(f"ratio hotline-routing / panoramisk: {summary['hotline-routing']['sessions_per_s'] / pano['sessions_per_s']:.2f}x (informative)")
+        srv = runs["hotline-routing"][-1]["server"]
+        print(
+            f"hotline-routing last run: decided {srv.get('decided')}, journal rows {srv.get('db_event_rows')} "
+            f"(written {srv.get('journal_written')}, dropped {srv.get('journal_dropped')}), "
+            f"call rows {srv.get('db_call_rows')}"
+        )
+    print(f"load average before the runs: {' '.join(f'{x:.2f}' for x in load_before)}")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "fastagi",
+                "target_ratio": TARGET_RATIO,
+                "ratio": ratio,
+                "ratio_per_run": paired,
+                "verdict": verdict,
+                "summary": summary,
+                "runs": runs,
+                "settings": vars(args),
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "loadavg_before": load_before,
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"results: {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
