@@ -1,4 +1,4 @@
-"""The life of one call, as a pure reducer over its journal events.
+"""The life of one call, as a pure reducer over its typed events (`hotline.domain.events`).
 
 `CallTracker.apply(event)` folds AMI events (and Hotline's own) into a `CallRecord`: when it started,
 was answered, waited in which queue, which agent took it, who hung up first and why.  No I/O.
@@ -26,7 +26,20 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from hotline.domain.calls import CallRecord, JournalEvent
+from hotline.domain.calls import CallRecord
+from hotline.domain.events import (
+    AgentCompleted,
+    AgentConnected,
+    CallEvent,
+    ChannelHungUp,
+    DialAnswered,
+    FallbackTaken,
+    HangupRequested,
+    QueueAbandoned,
+    QueueJoined,
+    Routed,
+    RouteFailed,
+)
 
 
 class CallTracker:
@@ -43,69 +56,58 @@ class CallTracker:
     def _set(self, **changes: object) -> None:
         self.record = dataclasses.replace(self.record, **changes)  # type: ignore[arg-type]
 
-    def apply(self, ev: JournalEvent) -> bool:
-        """Fold one event in; return True when the call has just ended."""
+    def apply(self, ev: CallEvent) -> bool:
+        """Fold one typed event in; return True when the call has just ended."""
         if self.done:
             return False
-        d = ev.data
-        name = ev.event
         r = self.record
         uid = ev.uniqueid
-        if ev.source == "ami" and uid:
-            if name == "Hangup":
+        if ev.from_asterisk and uid:
+            if isinstance(ev, ChannelHungUp):
                 self.live.discard(uid)
             elif uid not in self.seen:
                 self.live.add(uid)
             self.seen.add(uid)
             if self.caller_uniqueid is None:
                 self.caller_uniqueid = uid
-            if uid == self.caller_uniqueid and ev.ts < self.record.started_at:
+            if uid == self.caller_uniqueid and ev.ts < r.started_at:
                 self._set(started_at=ev.ts)  # the caller's channel existed before Hotline saw the call
-        if name == "Routed":
-            self._set(destination=d.get("summary"))
-        elif name == "RouteFailed":
-            self._set(route_error=d.get("error"), status="fallback")
-        elif name == "UserEvent" and d.get("UserEvent") == "HotlineFallback":
-            self._set(status="fallback", route_error=r.route_error or d.get("Reason"))
-        elif name == "QueueCallerJoin":
-            if r.queue_entered_at is None:
-                self._set(queue_name=d.get("Queue"), queue_entered_at=ev.ts)
-        elif name == "AgentConnect":
-            hold = _float(d.get("HoldTime"))
-            self._set(
-                answered_at=r.answered_at or ev.ts,
-                agent_number=d.get("MemberName") or d.get("Interface"),
-                agent_channel=d.get("DestChannel"),
-                queue_name=d.get("Queue") or r.queue_name,
-                queue_wait_s=hold if hold is not None else r.queue_wait_s,
-            )
-        elif name == "AgentComplete":
-            reason = (d.get("Reason") or "").lower()
-            if r.hangup_by is None and reason in ("caller", "agent", "transfer"):
-                self._set(hangup_by="caller" if reason == "caller" else "agent")
-        elif name == "QueueCallerAbandon":
-            hold = _float(d.get("HoldTime"))
-            self._set(status="abandoned", queue_wait_s=hold if hold is not None else r.queue_wait_s)
-        elif name == "DialEnd" and (d.get("DialStatus") or "").upper() == "ANSWER":
-            if r.answered_at is None:
-                self._answered_by_dial = True
-                self._set(answered_at=ev.ts, agent_channel=d.get("DestChannel"))
-        elif name == "HangupRequest" and r.hangup_by is None and r.answered_at is not None:
-            self._set(hangup_by="caller" if uid == self.caller_uniqueid else "agent")
-        elif name == "HangupRequest" and r.hangup_by is None and uid == self.caller_uniqueid:
-            self._set(hangup_by="caller")
-        elif name == "Hangup":
-            if uid == self.caller_uniqueid:
+        match ev:
+            case Routed(summary=summary):
+                self._set(destination=summary)
+            case RouteFailed(error=error):
+                self._set(route_error=error, status="fallback")
+            case FallbackTaken(reason=reason):
+                self._set(status="fallback", route_error=r.route_error or reason)
+            case QueueJoined(queue=queue) if r.queue_entered_at is None:
+                self._set(queue_name=queue, queue_entered_at=ev.ts)
+            case AgentConnected():
                 self._set(
-                    hangup_cause=_int(d.get("Cause")),
-                    hangup_cause_text=d.get("Cause-txt"),
-                    ended_at=ev.ts,
+                    answered_at=r.answered_at or ev.ts,
+                    agent_number=ev.member,
+                    agent_channel=ev.agent_channel,
+                    queue_name=ev.queue or r.queue_name,
+                    queue_wait_s=ev.hold_time_s if ev.hold_time_s is not None else r.queue_wait_s,
                 )
-            if not self.live and (
-                self.caller_uniqueid is None or uid == self.caller_uniqueid or self.record.ended_at is not None
-            ):
-                self._finish(ev.ts)
-                return True
+            case AgentCompleted(reason=reason) if r.hangup_by is None and reason in ("caller", "agent", "transfer"):
+                self._set(hangup_by="caller" if reason == "caller" else "agent")
+            case QueueAbandoned(hold_time_s=hold):
+                self._set(status="abandoned", queue_wait_s=hold if hold is not None else r.queue_wait_s)
+            case DialAnswered(dest_channel=dest) if r.answered_at is None:
+                self._set(answered_at=ev.ts, agent_channel=dest)
+            case HangupRequested() if r.hangup_by is None:
+                if r.answered_at is not None:
+                    self._set(hangup_by="caller" if uid == self.caller_uniqueid else "agent")
+                elif uid == self.caller_uniqueid:
+                    self._set(hangup_by="caller")
+            case ChannelHungUp(cause=cause, cause_text=text):
+                if uid == self.caller_uniqueid:
+                    self._set(hangup_cause=cause, hangup_cause_text=text, ended_at=ev.ts)
+                if not self.live and (
+                    self.caller_uniqueid is None or uid == self.caller_uniqueid or self.record.ended_at is not None
+                ):
+                    self._finish(ev.ts)
+                    return True
         return False
 
     def _finish(self, ts: datetime) -> None:
@@ -135,17 +137,3 @@ class CallTracker:
         if not self.done:
             self._set(route_error=self.record.route_error or "closed by idle timeout")
             self._finish(now)
-
-
-def _float(v: str | None) -> float | None:
-    try:
-        return float(v) if v not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _int(v: str | None) -> int | None:
-    try:
-        return int(v) if v not in (None, "") else None
-    except ValueError:
-        return None

@@ -351,9 +351,7 @@ class AGIConnection:
         parts = [command]
         for number, arg in enumerate(args, 1):
             if not isinstance(arg, str):
-                raise AGIProtocolError(
-                    f"AGI {command} argument {number} must be a str, not {type(arg).__name__}"
-                )
+                raise AGIProtocolError(f"AGI {command} argument {number} must be a str, not {type(arg).__name__}")
             bad = _FORBIDDEN.search(arg)
             if bad is not None:
                 raise AGIProtocolError(f"AGI {command} argument {number} contains {bad.group()!r}")
@@ -365,9 +363,7 @@ class AGIConnection:
         # res_agi reads a command with fgets() into a buffer of AGI_BUF_LEN bytes (8192 since 22.6,
         # 2048 before): the line and its newline must fit with the terminating NUL.
         if len(line) >= self._max_line:
-            raise AGIProtocolError(
-                f"AGI {command}: command line of {len(line)} bytes exceeds {self._max_line - 1}"
-            )
+            raise AGIProtocolError(f"AGI {command}: command line of {len(line)} bytes exceeds {self._max_line - 1}")
         self._transition(_Input.COMMAND)
         return line
 
@@ -481,10 +477,7 @@ class AGIConnection:
         size = len(buf)
         counted = self._counted
         line_start = buf.rfind(b"\n", 0, counted) + 1
-        if (
-            size - line_start > self._max_line
-            and max(map(len, buf[line_start:].split(b"\n"))) > self._max_line
-        ):
+        if size - line_start > self._max_line and max(map(len, buf[line_start:].split(b"\n"))) > self._max_line:
             raise AGIProtocolError(f"AGI line longer than {self._max_line} bytes")
         self._env_lines += buf.count(b"\n", counted)
         self._counted = size

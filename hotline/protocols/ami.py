@@ -23,8 +23,8 @@ Invariants:
 
 Speed (a manager connection can carry thousands of events per second): no per-byte or per-line Python
 loop.  The usual case, a block of complete CRLF messages, is checked by one regex scan, cut with one
-`split(b"\r\n\r\n")` and decoded once per message; a message splits its text into headers only when a
-caller first needs them (`name` and `action_id` read the text directly).  Anything unusual (bare LF,
+`split(b"\\r\\n\\r\\n")` and decoded once per message; a message splits its text into headers only when a
+caller first needs them (`name`, `get` and `action_id` read the ASCII text directly).  Anything unusual (bare LF,
 extra blank lines, a bad line) takes the exact message-by-message path, which gives the same results.
 """
 
@@ -41,7 +41,7 @@ __all__ = ["BANNER_PREFIX", "AMIParser", "Message", "encode_action"]
 
 BANNER_PREFIX = b"Asterisk Call Manager/"
 
-# Asterisk reads an action line into `char inbuf[1025]` and drops any line whose `\r\n` does not fit in
+# Asterisk reads an action line into `char inbuf[1025]` and drops any line whose CRLF does not fit in
 # its first 1024 bytes (manager.c get_input), so a line *including* its CRLF may be at most 1024 bytes.
 MAX_ACTION_LINE = 1024
 # AST_MAX_MANHEADERS in manager.c: headers past the 128th are silently ignored.
@@ -358,7 +358,7 @@ class AMIParser:
     def _split_clean(self, region: bytes, out: list[Message]) -> None:
         """Fast path for a block matching _CLEAN_BLOCK (what Asterisk sends).
 
-        Then the messages are exactly the pieces between "\r\n\r\n", sizes are exact byte counts, and
+        Then the messages are exactly the pieces between "\\r\\n\\r\\n", sizes are exact byte counts, and
         the text is split into headers only when a caller asks for them.
         """
         pieces = region.split(b"\r\n\r\n")

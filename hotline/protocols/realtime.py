@@ -53,8 +53,7 @@ OPS: Final[tuple[Op, ...]] = ("single", "multi", "store", "update", "destroy", "
 OPERATORS: Final = ("=", "!=", "LIKE", "NOT LIKE", "<", "<=", ">", ">=")
 # The types require_curl() names (res_config_curl.c).
 REQUIRE_TYPES: Final = frozenset(
-    ["char", "date", "datetime", "float"]
-    + [f"{sign}integer{n}" for sign in ("", "u") for n in (1, 2, 3, 4, 8)]
+    ["char", "date", "datetime", "float"] + [f"{sign}integer{n}" for sign in ("", "u") for n in (1, 2, 3, 4, 8)]
 )
 
 
@@ -79,6 +78,8 @@ _OPERATOR_SET: Final = frozenset(OPERATORS)
 _SIZE = re.compile(r"-?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# What quote(safe="") leaves as is (RFC 3986 unreserved).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -225,6 +226,8 @@ def _quote_key(key: str) -> str:
 
 
 def _quote(text: str) -> str:
+    if _UNRESERVED.fullmatch(text):
+        return text  # nothing to escape (most values: ids, yes/no, numbers)
     try:
         return quote(text, safe="")
     except UnicodeEncodeError:
@@ -251,8 +254,7 @@ def encode_count(n: int) -> str:
 def encode_static(lines: Iterable[tuple[str, int, str, str]]) -> str:
     """The body of a `static` answer from (category, cat_metric, var_name, var_val), in file order."""
     return "\n".join(
-        encode_row((("category", c), ("cat_metric", str(m)), ("var_name", n), ("var_val", v)))
-        for c, m, n, v in lines
+        encode_row((("category", c), ("cat_metric", str(m)), ("var_name", n), ("var_val", v))) for c, m, n, v in lines
     )
 
 
@@ -288,7 +290,8 @@ def match_like(value: str, pattern: str) -> bool:
 
 
 def _number(text: str) -> int | float | None:
-    if _INTEGER.fullmatch(text):
+    # (int() refuses more than 4300 digits; such a number is compared as a float)
+    if len(text) <= 300 and _INTEGER.fullmatch(text):
         return int(text)
     if _NUMBER.fullmatch(text):
         return float(text)

@@ -308,9 +308,7 @@ def test_recorded_session_three_ways() -> None:
         ("520 Invalid command syntax.  Proper usage not available.", 520, None, None, None),
     ],
 )
-def test_parse_reply_line(
-    line: str, code: int, result: str | None, data: str | None, endpos: int | None
-) -> None:
+def test_parse_reply_line(line: str, code: int, result: str | None, data: str | None, endpos: int | None) -> None:
     reply = parse_reply_line(line)
     assert (reply.code, reply.result, reply.data, reply.endpos, reply.raw) == (
         code,
@@ -377,13 +375,8 @@ def test_a_session_whole_bytewise_and_in_odd_chunks() -> None:
     assert replies[0].data == "PJSIP/alice-00000002"
     assert replies[1].raw == "200 result=0 Gosub complete"
     usage = replies[3]
-    assert (
-        usage.usage
-        == " Usage: SET VARIABLE <variablename> <value>\n\tSets a variable to the current channel.\n"
-    )
-    assert usage.raw.startswith("520-Invalid command syntax.") and usage.raw.endswith(
-        "520 End of proper usage."
-    )
+    assert usage.usage == " Usage: SET VARIABLE <variablename> <value>\n\tSets a variable to the current channel.\n"
+    assert usage.raw.startswith("520-Invalid command syntax.") and usage.raw.endswith("520 End of proper usage.")
     assert usage.result is None and not usage.ok
     for chunk in (1, 2, 3, 7, 64):
         assert run_session(data, chunk, 5) == expected
@@ -646,9 +639,7 @@ reply_alphabet = st.sampled_from(
     chunk=st.integers(min_value=1, max_value=50),
     eof=st.booleans(),
 )
-def test_fuzz_parse_or_raise_and_chunking_never_changes_the_outcome(
-    pieces: list[bytes], chunk: int, eof: bool
-) -> None:
+def test_fuzz_parse_or_raise_and_chunking_never_changes_the_outcome(pieces: list[bytes], chunk: int, eof: bool) -> None:
     data = ENV + b"".join(pieces)
 
     def outcome(size: int | None) -> list[AGIEvent] | str:

@@ -18,8 +18,7 @@ FUZZ = settings(max_examples=300, deadline=None, database=None)
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 LOGIN_OK = b"Response: Success\r\nActionID: login-1\r\nMessage: Authentication accepted\r\n\r\n"
 FULLY_BOOTED = (
-    b"Event: FullyBooted\r\nPrivilege: system,all\r\n"
-    b"Uptime: 12\r\nLastReload: 12\r\nStatus: Fully Booted\r\n\r\n"
+    b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 12\r\nLastReload: 12\r\nStatus: Fully Booted\r\n\r\n"
 )
 NEWCHANNEL = (
     b"Event: Newchannel\r\n"
@@ -213,9 +212,7 @@ def test_recorded_queue_call_content() -> None:
 
 
 def test_get_is_case_insensitive_and_first_occurrence_wins() -> None:
-    (msg,) = feed_whole(
-        b"Event: VarSet\r\nvariable: A\r\nVariable: B\r\nVALUE: 1\r\n\r\n", expect_banner=False
-    )
+    (msg,) = feed_whole(b"Event: VarSet\r\nvariable: A\r\nVariable: B\r\nVALUE: 1\r\n\r\n", expect_banner=False)
     assert msg.get("VARIABLE") == "A"
     assert msg.get("missing") is None
     assert msg.get("missing", "") == ""
@@ -226,9 +223,7 @@ def test_get_is_case_insensitive_and_first_occurrence_wins() -> None:
 
 def test_parsed_and_constructed_messages_are_equal_and_hashable() -> None:
     (parsed,) = feed_whole(LOGIN_OK, expect_banner=False)
-    built = Message(
-        [("Response", "Success"), ("ActionID", "login-1"), ("Message", "Authentication accepted")]
-    )
+    built = Message([("Response", "Success"), ("ActionID", "login-1"), ("Message", "Authentication accepted")])
     assert parsed == built
     assert hash(parsed) == hash(built)
     assert {parsed, built} == {built}
@@ -442,9 +437,7 @@ def test_encode_action() -> None:
         ("Setvar", {"Value": "\ud800"}, "not encodable"),
     ],
 )
-def test_encode_action_rejects_what_asterisk_would_misread(
-    action: str, fields: dict[str, str], error: str
-) -> None:
+def test_encode_action_rejects_what_asterisk_would_misread(action: str, fields: dict[str, str], error: str) -> None:
     with pytest.raises(AMIProtocolError) as info:
         encode_action(action, fields)
     assert error in str(info.value)
@@ -527,11 +520,21 @@ def test_any_chunking_gives_the_same_messages(messages: list[bytes], tail: bytes
     assert feed_chunks(data, [c % (len(data) + 1) for c in cuts]) == whole
     assert feed_bytewise(data) == whole
     assert whole_parser.buffered == len(tail)
+    for parsed in whole:
+        built = Message(parsed.headers)  # answers from the header index, not from the text
+        for key in {k for k, _ in parsed.headers} | {"Event", "ActionID", "nope", "a:b", ""}:
+            for variant in (key, key.upper(), key.lower()):
+                assert parsed.get(variant) == built.get(variant), variant
+                assert (variant in parsed) is (variant in built)
+        assert (parsed.name, parsed.action_id, parsed.is_event, parsed.is_response) == (
+            built.name,
+            built.action_id,
+            built.is_event,
+            built.is_response,
+        )
 
 
-stream_alphabet = st.sampled_from(
-    [b"\r\n", b"\n", b"\r", b": ", b":", b"Event", b"A", b" ", b"\x00", b"\xff", b"\xc3"]
-)
+stream_alphabet = st.sampled_from([b"\r\n", b"\n", b"\r", b": ", b":", b"Event", b"A", b" ", b"\x00", b"\xff", b"\xc3"])
 
 
 @FUZZ
@@ -551,9 +554,7 @@ def test_fuzz_parse_or_raise_and_chunking_never_changes_the_outcome(
 ) -> None:
     data = b"".join(pieces)
     whole = outcome(lambda: feed_whole(data, expect_banner=False, **limits))
-    chunked = outcome(
-        lambda: feed_chunks(data, [c % (len(data) + 1) for c in cuts], expect_banner=False, **limits)
-    )
+    chunked = outcome(lambda: feed_chunks(data, [c % (len(data) + 1) for c in cuts], expect_banner=False, **limits))
     bytewise = outcome(lambda: feed_bytewise(data, expect_banner=False, **limits))
     assert chunked == whole
     assert bytewise == whole

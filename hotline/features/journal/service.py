@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from hotline.db.repositories import CallRepository
 from hotline.domain.call_state import CallTracker
 from hotline.domain.calls import CallRecord, JournalEvent
+from hotline.domain.events import from_journal
 from hotline.errors import ValidationError
 from hotline.protocols.ami import Message
 
@@ -232,7 +233,7 @@ class JournalService:
         self._events.append(ev)
         self._touch(ev.call_id)
         tracker = self._trackers.get(ev.call_id)
-        if tracker is not None and tracker.apply(ev):
+        if tracker is not None and tracker.apply(from_journal(ev)):
             self._records[ev.call_id] = tracker.record
             self._forget(ev.call_id)
         elif tracker is not None:
