@@ -56,6 +56,7 @@ _SKIP = frozenset(
         "AGIExecEnd",
     }
 )
+_CALL_ID_PREFIX = "HOTLINE_CALL_ID="
 _PENDING_TTL = 30.0
 _PENDING_PER_CHANNEL = 64
 _PENDING_CHANNELS = 10_000
@@ -136,47 +137,37 @@ class JournalService:
         uniqueid: str | None = None,
         channel: str | None = None,
     ) -> None:
-        self._append(
-            JournalEvent(
-                call_id=call_id,
-                seq=0,
-                ts=datetime.now(UTC),
-                source=source,
-                node=node,
-                event=event,
-                uniqueid=uniqueid,
-                channel=channel,
-                data=dict(data),
-            )
-        )
+        self._append(call_id, datetime.now(UTC), source, node, event, uniqueid, channel, dict(data))
 
     def on_ami(self, node: str, msg: Message) -> None:
         name = msg.name
         if name in _SKIP:
             return
-        ts_raw = msg.get("Timestamp")
-        if ts_raw:
-            with contextlib.suppress(ValueError):
-                self.ami_lag_s = max(0.0, time.time() - float(ts_raw))
-        call_id = msg.chan_variables.get("HOTLINE_CALL_ID") or None
+        # manager.conf lists one channelvar, HOTLINE_CALL_ID, so it is the first ChanVariable header
+        cv = msg.get("ChanVariable")
+        call_id: str | None = None
+        if cv is not None:
+            if cv.startswith(_CALL_ID_PREFIX):
+                call_id = cv[len(_CALL_ID_PREFIX) :] or None
+            else:
+                call_id = msg.chan_variables.get("HOTLINE_CALL_ID") or None
         uid = msg.get("Uniqueid")
-        linked = msg.get("Linkedid")
         if call_id:
             if uid and uid not in self._uid_call:
                 self._bind_uid(uid, call_id)
         else:
-            call_id = (
-                (self._uid_call.get(uid) if uid else None)
-                or (self._uid_call.get(linked) if linked else None)
-                or (self._uid_call.get(msg.get("DestUniqueid") or "") or None)
-            )
-            if call_id and uid and uid not in self._uid_call:
-                self._uid_call[uid] = call_id
+            uid_call = self._uid_call
+            call_id = uid_call.get(uid) if uid else None
+            if call_id is None:
+                linked = msg.get("Linkedid")
+                call_id = (uid_call.get(linked) if linked else None) or uid_call.get(msg.get("DestUniqueid") or "")
+            if call_id and uid:
+                uid_call[uid] = call_id
         if call_id is None:
             if uid:
                 self._hold(uid, node, msg)
             return
-        self._append(self._from_ami(call_id, node, msg))
+        self._append_ami(call_id, node, msg)
 
     # ------------------------------------------------------------------ internals
     def _bind_uid(self, uid: str, call_id: str) -> None:
@@ -184,7 +175,7 @@ class JournalService:
         held = self._unbound.pop(uid, None)
         if held:
             for node, msg in held[1]:
-                self._append(self._from_ami(call_id, node, msg))
+                self._append_ami(call_id, node, msg)
 
     def _hold(self, uid: str, node: str, msg: Message) -> None:
         now = time.monotonic()
@@ -199,45 +190,50 @@ class JournalService:
         if len(entry[1]) < _PENDING_PER_CHANNEL:
             entry[1].append((node, msg))
 
-    @staticmethod
-    def _from_ami(call_id: str, node: str, msg: Message) -> JournalEvent:
-        ts_raw = msg.get("Timestamp")
+    def _append_ami(self, call_id: str, node: str, msg: Message) -> None:
+        data = dict(msg.headers)  # one split of the message; a repeated key keeps its last value
+        data.pop("Event", None)
+        data.pop("Privilege", None)
+        ts_raw = data.pop("Timestamp", None)
+        now = time.time()
         try:
-            ts = datetime.fromtimestamp(float(ts_raw), UTC) if ts_raw else datetime.now(UTC)
-        except (ValueError, OverflowError):
-            ts = datetime.now(UTC)
-        data = {k: v for k, v in msg.headers if k not in ("Event", "Privilege", "Timestamp")}
-        return JournalEvent(
-            call_id=call_id,
-            seq=0,
-            ts=ts,
-            source="ami",
-            node=node,
-            event=msg.name or "",
-            uniqueid=msg.get("Uniqueid"),
-            channel=msg.get("Channel"),
-            data=data,
-        )
+            epoch = float(ts_raw) if ts_raw else now
+            ts = datetime.fromtimestamp(epoch, UTC)
+        except (ValueError, OverflowError, OSError):
+            epoch, ts = now, datetime.now(UTC)
+        self.ami_lag_s = max(0.0, now - epoch)
+        self._append(call_id, ts, "ami", node, msg.name or "", data.get("Uniqueid"), data.get("Channel"), data)
 
-    def _append(self, ev: JournalEvent) -> None:
+    def _append(
+        self,
+        call_id: str,
+        ts: datetime,
+        source: str,
+        node: str,
+        event: str,
+        uniqueid: str | None,
+        channel: str | None,
+        data: dict[str, str],
+    ) -> None:
         if len(self._events) >= self._max_pending:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.error("journal: %d events pending, dropping (database too slow or down)", len(self._events))
             return
-        if ev.call_id not in self._seq and ev.call_id not in self._trackers:
-            self._adopt.add(ev.call_id)  # its earlier events may be in the database: renumber at flush
-        seq = self._seq.get(ev.call_id, 0) + 1
-        self._seq[ev.call_id] = seq
-        ev = JournalEvent(ev.call_id, seq, ev.ts, ev.source, ev.node, ev.event, ev.uniqueid, ev.channel, ev.data)
+        tracker = self._trackers.get(call_id)
+        if tracker is None and call_id not in self._seq:
+            self._adopt.add(call_id)  # its earlier events may be in the database: renumber at flush
+        seq = self._seq.get(call_id, 0) + 1
+        self._seq[call_id] = seq
+        ev = JournalEvent(call_id, seq, ts, source, node, event, uniqueid, channel, data)
         self._events.append(ev)
-        self._touch(ev.call_id)
-        tracker = self._trackers.get(ev.call_id)
-        if tracker is not None and tracker.apply(from_journal(ev)):
-            self._records[ev.call_id] = tracker.record
-            self._forget(ev.call_id)
-        elif tracker is not None:
-            self._records[ev.call_id] = tracker.record
+        if tracker is not None:
+            self._last_activity[call_id] = time.monotonic()
+            if tracker.apply(from_journal(ev)):
+                self._records[call_id] = tracker.record
+                self._forget(call_id)
+            else:
+                self._records[call_id] = tracker.record
         if len(self._events) >= self._batch:
             self._wakeup.set()
 
