@@ -201,5 +201,15 @@ async def run_forever(settings: Settings, on_started: Callable[[Hotline], None] 
         await hotline.stop()
 
 
+def run(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run the service's main coroutine on the configured event loop."""
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def dumps(obj: object) -> str:
     return json.dumps(obj, default=str, ensure_ascii=False, indent=2)

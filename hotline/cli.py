@@ -8,7 +8,6 @@ failure of the system).  Never a traceback for a HotlineError.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
@@ -47,14 +46,16 @@ def _config_repo(settings: Settings) -> Any:
 
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_serve(args: argparse.Namespace) -> int:
+    from hotline.app import run as app_run
     from hotline.app import run_forever
 
     settings = _settings(args)
-    asyncio.run(
+    app_run(
+        settings,
         run_forever(
             settings,
             lambda h: print(f"Hotline running: http://{settings.http_host}:{settings.http_port}/health", flush=True),
-        )
+        ),
     )
     return 0
 
@@ -251,6 +252,7 @@ def seed_demo(settings: Settings) -> list[tuple[str, str]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from hotline.app import run as app_run
     from hotline.app import run_forever
     from hotline.asterisk import lab
 
@@ -274,7 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"carrier calls from {', '.join(settings.carrier_addresses)}; Ctrl-C stops everything", flush=True)
 
     try:
-        asyncio.run(run_forever(settings, started))
+        app_run(settings, run_forever(settings, started))
     finally:
         for node in nodes:
             lab.stop_node(node)

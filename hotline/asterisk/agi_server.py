@@ -2,7 +2,8 @@
 
 Thin adapter: bytes go through the sans-I/O `AGIConnection` codec; a handler gets an `AGISession` with
 `command()`, `set_variable()`, `get_variable()`.  Invariants:
-- Every command waits at most `command_timeout`; a handler can never hang a call on Hotline's side.
+- Every command waits at most `command_timeout` (plus one sweeper tick), every session at most
+  `session_timeout`; one sweeper task enforces both, so the hot path arms no timer per command.
 - Asterisk's unsolicited `HANGUP` line (asterisk-reference.md §2.4) only marks the session hung up; the
   real reply still follows and is returned.  Commands after hang-up are still sent (SET VARIABLE works
   on a dead channel) and return Asterisk's 511 reply as an `AGIReply`.
@@ -15,8 +16,10 @@ Thin adapter: bytes go through the sans-I/O `AGIConnection` codec; a handler get
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import cast
 
 from hotline.errors import AGIProtocolError
 from hotline.protocols.agi import NEED_DATA, AGIConnection, AGIEnvironment, AGIReply, HangupNotice
@@ -31,7 +34,7 @@ class AGIHangup(Exception):
 
 
 class AGISession:
-    __slots__ = ("_conn", "_proto", "_waiter", "env", "hungup")
+    __slots__ = ("_conn", "_expired", "_proto", "_sent_at", "_started", "_waiter", "env", "hungup")
 
     def __init__(self, proto: _AGIProtocol, conn: AGIConnection, env: AGIEnvironment) -> None:
         self._proto = proto
@@ -39,21 +42,23 @@ class AGISession:
         self.env = env
         self.hungup = False
         self._waiter: asyncio.Future[AGIReply] | None = None
+        self._sent_at = 0.0
+        self._started = proto.loop.time()
+        self._expired = False
 
     async def command(self, command: str, *args: str) -> AGIReply:
         transport = self._proto.transport
         if transport is None or transport.is_closing():
             raise AGIHangup("connection closed")
         data = self._conn.send_command(command, *args)
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[AGIReply] = loop.create_future()
+        waiter: asyncio.Future[AGIReply] = self._proto.loop.create_future()
         self._waiter = waiter
+        # No timer per command: the server's sweeper fails waiters older than command_timeout.
+        self._sent_at = self._proto.loop.time()
         transport.write(data)
-        timer = loop.call_later(self._proto.server.command_timeout, _expire, waiter, command)
         try:
             return await waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
     async def set_variable(self, name: str, value: str) -> AGIReply:
@@ -77,23 +82,24 @@ class AGISession:
         if w is not None and not w.done():
             w.set_exception(AGIHangup("connection closed while waiting for a reply"))
 
-
-def _expire(waiter: asyncio.Future[AGIReply], command: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError(f"no reply to {command} from Asterisk"))
+    def _expire_if_older(self, deadline: float) -> None:
+        w = self._waiter
+        if w is not None and not w.done() and self._sent_at < deadline:
+            w.set_exception(TimeoutError("no reply from Asterisk in time"))
 
 
 class _AGIProtocol(asyncio.Protocol):
-    def __init__(self, server: AGIServer) -> None:
+    def __init__(self, server: AGIServer, loop: asyncio.AbstractEventLoop) -> None:
         self.server = server
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.conn = AGIConnection()
         self.session: AGISession | None = None
         self.task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a cast, not isinstance: uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
         srv = self.server
         if srv.active >= srv.max_sessions:
             srv.refused += 1
@@ -133,13 +139,17 @@ class _AGIProtocol(asyncio.Protocol):
             self._close()
             return
         self.session = AGISession(self, self.conn, env)
-        self.task = asyncio.get_running_loop().create_task(self._run(handler, self.session))
+        self.server.sessions.add(self.session)
+        self.task = self.loop.create_task(self._run(handler, self.session))
 
     async def _run(self, handler: Handler, session: AGISession) -> None:
         try:
-            await asyncio.wait_for(handler(session), self.server.session_timeout)
+            await handler(session)
         except asyncio.CancelledError:
-            raise
+            if session._expired:
+                log.warning("AGI: handler for %s ran over session_timeout", session.env.channel)
+            else:
+                raise
         except AGIHangup:
             pass
         except TimeoutError:
@@ -148,6 +158,7 @@ class _AGIProtocol(asyncio.Protocol):
             self.server.handler_errors += 1
             log.exception("AGI: handler failed for %s", session.env.channel)
         finally:
+            self.server.sessions.discard(session)
             self.server.sessions_done += 1
             self._close()
 
@@ -181,13 +192,32 @@ class AGIServer:
         self.protocol_errors = 0
         self.handler_errors = 0
         self.sessions_done = 0
+        self.sessions: set[AGISession] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def _sweep(self) -> None:
+        """Once per tick, fail commands waiting longer than command_timeout and cancel sessions
+        running longer than session_timeout: one timer for the server instead of one per command."""
+        loop = asyncio.get_running_loop()
+        tick = min(0.25, self.command_timeout / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for session in list(self.sessions):
+                session._expire_if_older(now - self.command_timeout)
+                if now - session._started > self.session_timeout and not session._expired:
+                    session._expired = True
+                    task = session._proto.task
+                    if task is not None:
+                        task.cancel()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _AGIProtocol(self), host, port, reuse_address=True, backlog=1024
+            lambda: _AGIProtocol(self, loop), host, port, reuse_address=True, backlog=1024
         )
+        self._sweeper = loop.create_task(self._sweep(), name="agi-sweeper")
         log.info("FastAGI listening on %s:%d", host, port)
 
     @property
@@ -196,6 +226,11 @@ class AGIServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -24,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -177,6 +178,9 @@ class AGIState(enum.Enum):
     AWAIT_REPLY = "waiting for a reply"
     CLOSED = "closed"
 
+    # Members compare by identity; the C hash avoids Enum's Python-level __hash__ on the hot path.
+    __hash__ = object.__hash__
+
 
 class _Input(enum.Enum):
     ENVIRONMENT = "the environment"
@@ -184,6 +188,8 @@ class _Input(enum.Enum):
     REPLY = "a reply"
     HANGUP = "a HANGUP notice"
     EOF = "the end of the stream"
+
+    __hash__ = object.__hash__
 
 
 _TRANSITIONS: Final[dict[tuple[AGIState, _Input], AGIState]] = {
@@ -201,6 +207,14 @@ _TRANSITIONS: Final[dict[tuple[AGIState, _Input], AGIState]] = {
 _ENV_LINE = re.compile(r"^agi_([A-Za-z0-9_.-]+): (.*)$", re.MULTILINE)
 _COMMAND = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
+
+
+@functools.lru_cache(maxsize=256)
+def _command_ok(command: str) -> bool:
+    """Command names are few and repeat on every call: validate each once."""
+    return _COMMAND.fullmatch(command) is not None
+
+
 _ENDPOS = re.compile(r"endpos=(-?\d+)(?= |\Z)")
 # "(data) endpos=N": the data runs to the last ") endpos=N" that ends the line, or that is followed by
 # SPEECH RECOGNIZE's " results=..." (res_agi.c handle_speechrecognize).
@@ -344,7 +358,7 @@ class AGIConnection:
             raise AGIProtocolError("AGI: cannot send a command before the environment was received")
         if self.state is AGIState.AWAIT_REPLY:
             raise AGIProtocolError("AGI: a reply is still awaited; send one command at a time")
-        if not isinstance(command, str) or not _COMMAND.fullmatch(command):
+        if not isinstance(command, str) or not _command_ok(command):
             raise AGIProtocolError(f"invalid AGI command {command!r} (words of letters separated by spaces)")
         if command.count(" ") + 1 + len(args) > MAX_WORDS:
             raise AGIProtocolError(f"AGI command {command!r} has more than {MAX_WORDS} words")
@@ -352,9 +366,9 @@ class AGIConnection:
         for number, arg in enumerate(args, 1):
             if not isinstance(arg, str):
                 raise AGIProtocolError(f"AGI {command} argument {number} must be a str, not {type(arg).__name__}")
-            bad = _FORBIDDEN.search(arg)
-            if bad is not None:
-                raise AGIProtocolError(f"AGI {command} argument {number} contains {bad.group()!r}")
+            if "\n" in arg or "\r" in arg or "\x00" in arg:
+                bad = _FORBIDDEN.search(arg)
+                raise AGIProtocolError(f"AGI {command} argument {number} contains {bad.group() if bad else ''!r}")
             parts.append('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"')
         try:
             line = (" ".join(parts) + "\n").encode()

@@ -324,8 +324,11 @@ class JournalService:
     async def flush_loop(self) -> None:
         delay = self._interval
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives
+            # just as the event is set, and stop() would then wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 await self.flush()
