@@ -149,3 +149,20 @@ async def test_sessions_over_the_limit_are_refused_at_once(stack) -> None:  # ty
     assert fake.commands == [] and server.refused == 1
     for _, w in held:
         w.close()
+
+
+async def test_a_handler_over_the_session_timeout_is_stopped_and_the_call_released() -> None:
+    never = asyncio.Event()
+
+    async def stuck(session) -> None:  # type: ignore[no-untyped-def]
+        await session.get_variable("X")
+        await never.wait()  # e.g. a collaborator that never answers
+
+    server = AGIServer({"inbound": stuck}, command_timeout=1.0, session_timeout=0.3)
+    await server.start("127.0.0.1", 0)
+    try:
+        fake = FakeAsterisk(server.port)
+        assert await asyncio.wait_for(fake.session(), 3)  # Hotline closed the connection by itself
+        assert fake.commands == ['GET VARIABLE "X"']
+    finally:
+        await server.stop()
