@@ -105,20 +105,29 @@ class Hotline:
         return JSONResponse(body)
 
     # ------------------------------------------------------------------ persistence of Asterisk's writes
-    async def _persist_realtime(self, kind: str, args: tuple[Any, ...]) -> None:
-        if kind == "contact_upsert":
-            cid, row = args
-            fields = dict(row)
-            try:
-                expiration = int(fields.get("expiration_time") or 0)
-            except ValueError:
-                expiration = 0
-            await asyncio.to_thread(self.contact_repo.upsert, cid, fields.get("endpoint", ""), expiration, fields)
-        elif kind == "contact_delete":
-            await asyncio.to_thread(self.contact_repo.delete, args[0])
-        elif kind == "member_pause":
-            uid, paused, reason = args
-            await asyncio.to_thread(self.config_repo.set_member_paused, uid, paused, reason)
+    async def _persist_realtime(self, kind: str, batch: tuple[Any, ...]) -> None:
+        """One coalesced batch of Asterisk's writes (contacts, member pauses) to the database."""
+        await asyncio.to_thread(self._persist_batch, batch)
+
+    def _persist_batch(self, batch: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
+        upserts: list[tuple[str, str, int, dict[str, str]]] = []
+        deletes: list[str] = []
+        for kind, args in batch:
+            if kind == "contact_upsert":
+                cid, row = args
+                fields = dict(row)
+                try:
+                    expiration = int(fields.get("expiration_time") or 0)
+                except ValueError:
+                    expiration = 0
+                upserts.append((cid, fields.get("endpoint", ""), expiration, fields))
+            elif kind == "contact_delete":
+                deletes.append(args[0])
+            elif kind == "member_pause":
+                uid, paused, reason = args
+                self.config_repo.set_member_paused(uid, paused, reason)
+        if upserts or deletes:
+            self.contact_repo.apply(upserts, deletes)
 
     # ------------------------------------------------------------------ lifecycle
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

@@ -241,6 +241,23 @@ class RealtimeBackend:
         raise RealtimeProtocolError(f"unsupported operation {op!r}")
 
     @staticmethod
+    def _candidates(table: Table, conditions: tuple[Condition, ...]) -> Iterable[tuple[str, Row]]:
+        """Rows that can match: one row for `key = v`, rows whose key starts with the literal prefix of
+        `key LIKE 'prefix%'` (contacts by AOR: `id LIKE '<aor>;@%'`), otherwise every row."""
+        for c in conditions:
+            if c.column != table.key:
+                continue
+            if c.op == "=":
+                row = table.rows.get(c.value)
+                return ((c.value, row),) if row is not None else ()
+            if c.op == "LIKE":
+                cut = min((i for i in (c.value.find(ch) for ch in "%_\\") if i >= 0), default=len(c.value))
+                prefix = c.value[:cut]
+                if prefix:
+                    return [(k, r) for k, r in table.rows.items() if k.startswith(prefix)]
+        return table.rows.items()
+
+    @staticmethod
     def _key_lookup(table: Table, conditions: tuple[Condition, ...]) -> Row | bool | None:
         """Fast path: an equality on the key column. Returns False when not applicable."""
         for c in conditions:
@@ -267,7 +284,7 @@ class RealtimeBackend:
         # Asterisk names each multi row by the value of its first lookup column: put that column first.
         first = conditions[0].column if conditions else table.key
         out = []
-        for row in table.rows.values():
+        for _, row in self._candidates(table, conditions):
             d = dict(row)
             if row_matches(d, conditions):
                 if first in d and row[0][0] != first:
@@ -295,7 +312,7 @@ class RealtimeBackend:
 
     def _update(self, family: str, table: Table, req: RealtimeRequest) -> int:
         if family == "ps_contacts":
-            hits = [k for k, r in table.rows.items() if row_matches(dict(r), req.conditions)]
+            hits = [k for k, r in self._candidates(table, req.conditions) if row_matches(dict(r), req.conditions)]
             for cid in hits:
                 merged = dict(table.rows[cid])
                 merged.update(dict(req.values))
@@ -308,7 +325,7 @@ class RealtimeBackend:
             bad = [k for k, _ in req.values if k not in allowed]
             if bad:
                 raise RealtimeProtocolError(f"update of queue_members may only change paused/reason_paused, not {bad}")
-            hits = [k for k, r in table.rows.items() if row_matches(dict(r), req.conditions)]
+            hits = [k for k, r in self._candidates(table, req.conditions) if row_matches(dict(r), req.conditions)]
             for uid in hits:
                 merged = dict(table.rows[uid])
                 merged.update(dict(req.values))
@@ -321,29 +338,45 @@ class RealtimeBackend:
     def _destroy(self, family: str, table: Table, req: RealtimeRequest) -> int:
         if family != "ps_contacts":
             raise RealtimeProtocolError(f"destroy is not allowed on {family}")
-        hits = [k for k, r in table.rows.items() if row_matches(dict(r), req.conditions)]
+        hits = [k for k, r in self._candidates(table, req.conditions) if row_matches(dict(r), req.conditions)]
         for cid in hits:
             del table.rows[cid]
             self._enqueue("contact_delete", (cid,))
         return len(hits)
 
     # ------------------------------------------------------------------ persistence
-    async def persist_loop(self) -> None:
-        """Write Asterisk's changes to the database, in order; retry with back-off on failure."""
+    async def persist_loop(self, *, max_batch: int = 500) -> None:
+        """Write Asterisk's changes to the database in batches, in order; retry with back-off on failure.
+
+        Everything queued is taken at once and coalesced (the last change per contact id or member wins,
+        which is what the database would hold after applying them one by one), then written in one
+        call of `persist` with kind "batch"."""
         while True:
-            kind, args = await self._writes.get()
+            first = await self._writes.get()
+            items = [first]
+            while len(items) < max_batch and not self._writes.empty():
+                items.append(self._writes.get_nowait())
+            latest: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
+            for kind, args in items:
+                target = "member" if kind == "member_pause" else "contact"
+                latest.pop((target, args[0]), None)  # re-insert: keep the order of last changes
+                latest[(target, args[0])] = (kind, args)
+            batch = tuple(latest.values())
             delay = 0.2
             while True:
                 try:
-                    await self._persist(kind, args)
-                    self._writes.task_done()
+                    await self._persist("batch", batch)
                     break
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # the database is down: keep the write, retry
-                    log.warning("realtime: persisting %s failed (%s); retrying in %.1f s", kind, exc, delay)
+                except Exception as exc:  # the database is down: keep the writes, retry
+                    log.warning(
+                        "realtime: persisting %d writes failed (%s); retrying in %.1f s", len(batch), exc, delay
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
+            for _ in items:
+                self._writes.task_done()
 
     def pending_writes(self) -> int:
         return self._writes.qsize()

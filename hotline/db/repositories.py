@@ -759,6 +759,29 @@ class ContactRepository:
         with write_transaction(self._engine) as conn:
             return conn.execute(sa.delete(t.ps_contacts).where(t.ps_contacts.c.id == id)).rowcount
 
+    def apply(self, upserts: Sequence[tuple[str, str, int, Mapping[str, str]]], deletes: Sequence[str]) -> None:
+        """Many contact changes in one transaction (the realtime write-behind batches them).
+        An id must not be in both lists; the caller keeps only the last change per id."""
+        rows = []
+        for id, endpoint, expiration_time, fields in upserts:
+            _text("id", id, 255, required=True)
+            _text("endpoint", endpoint, 64)
+            _int("expiration_time", expiration_time, maximum=2**63 - 1)
+            rows.append(
+                {
+                    "id": id,
+                    "endpoint": endpoint,
+                    "expiration_time": expiration_time,
+                    "fields": json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")),
+                    "updated_at": t.utcnow_naive(),
+                }
+            )
+        with write_transaction(self._engine) as conn:
+            if rows:
+                _upsert(conn, t.ps_contacts, "id", rows)
+            if deletes:
+                conn.execute(sa.delete(t.ps_contacts).where(t.ps_contacts.c.id.in_(list(deletes))))
+
     def load_all(self) -> list[tuple[str, str, int, dict[str, str]]]:
         """Every contact as (id, endpoint, expiration_time, fields), ordered by id."""
         with read_transaction(self._engine) as conn:

@@ -43,3 +43,15 @@ def test_contact_validation(contacts: ContactRepository) -> None:
     with pytest.raises(ValidationError) as info:
         contacts.upsert("a", "2001", -1, {})
     assert info.value.field == "expiration_time"
+
+
+def test_apply_writes_a_batch_in_one_go(contacts: ContactRepository) -> None:
+    contacts.upsert("gone;@1", "2001", 10, {"uri": "sip:old"})
+    contacts.apply(
+        [("a;@1", "2001", 100, {"uri": "sip:a"}), ("b;@2", "2002", 200, {"uri": "sip:b"})],
+        ["gone;@1"],
+    )
+    assert [(c[0], c[2], c[3]["uri"]) for c in contacts.load_all()] == [("a;@1", 100, "sip:a"), ("b;@2", 200, "sip:b")]
+    with pytest.raises(ValidationError):
+        contacts.apply([("", "x", 1, {})], [])
+    assert len(contacts.load_all()) == 2  # nothing of the refused batch was written
