@@ -96,6 +96,10 @@ MODULES = (
     "res_security_log.so",
 )
 
+# The node-side caches of realtime objects, by their sorcery names (section/type), and their safety lifetime.
+SORCERY_CACHES = ("res_pjsip/auth",)
+CACHE_LIFETIME_S = 600
+
 REALTIME_FAMILIES = ("ps_endpoints", "ps_auths", "ps_aors", "ps_contacts", "queues", "queue_members")
 
 
@@ -222,10 +226,19 @@ def _extconfig_conf(settings: Settings) -> str:
 def _sorcery_conf() -> str:
     # Static objects (the carrier trunk) come from pjsip.conf, phones from realtime; config first.
     # Identify stays static: realtime identify costs a /multi on every request (trap 7).
-    return """[res_pjsip]
+    #
+    # Auths are also held in the node's own memory (full_backend_cache): a REGISTER then costs no realtime
+    # request for them (each curl request costs the node ~0.8 ms of CPU in func_curl's autoservice,
+    # bench/REALTIME.md). Hotline keeps this cache current: after every change to phones and on every AMI
+    # (re)connect it sends SorceryMemoryCachePopulate (features/cluster/service.py); object_lifetime_maximum
+    # bounds staleness if that ever fails. Endpoints and AORs are NOT cached: seen on Asterisk 22.10, with
+    # a memory cache on endpoints (with or without full_backend_cache) a registered endpoint's device
+    # state stays Unavailable, so queues never ring it (docs/lab.md).
+    return f"""[res_pjsip]
 endpoint = config,pjsip.conf,criteria=type=endpoint
 endpoint = realtime,ps_endpoints
 auth = config,pjsip.conf,criteria=type=auth
+auth/cache = memory_cache,full_backend_cache=yes,object_lifetime_maximum={CACHE_LIFETIME_S},expire_on_reload=yes
 auth = realtime,ps_auths
 aor = config,pjsip.conf,criteria=type=aor
 aor = realtime,ps_aors
@@ -243,6 +256,8 @@ type = global
 default_realm = {settings.sip_realm}
 user_agent = Hotline-{node.name}
 endpoint_identifier_order = ip,username
+; one domain: skip the "user@domain" endpoint lookup PJSIP otherwise makes before "user" on every request
+disable_multi_domain = yes
 contact_expiration_check_interval = 30
 
 [udp]

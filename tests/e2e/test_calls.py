@@ -63,7 +63,12 @@ def test_password_change_takes_effect_on_next_register(running_hotline: Lab) -> 
     assert _register(lab, "2103", PHONE_PASSWORDS["2103"], 5164).run().ok
     lab.config.set_phone_password("2103", "a-brand-new-secret", realm=lab.settings.sip_realm)
     version = lab.config.version()
-    wait_for(lambda: lab.hotline.health()["config_version"] == version, 10, "Hotline to load the new version")
+    # Hotline loads the new version and refreshes the node's PJSIP caches (SorceryMemoryCachePopulate)
+    wait_for(
+        lambda: [n["cache_version"] for n in lab.hotline.health()["nodes"]] == [version],
+        10,
+        "the node's caches at the new version",
+    )
     assert not _register(lab, "2103", PHONE_PASSWORDS["2103"], 5164).run().ok
     assert _register(lab, "2103", "a-brand-new-secret", 5164).run().ok
     lab.config.set_phone_password("2103", PHONE_PASSWORDS["2103"], realm=lab.settings.sip_realm)

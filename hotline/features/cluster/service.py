@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 from hotline.asterisk.ami_client import AMIClient
+from hotline.asterisk.config_render import CACHE_LIFETIME_S, SORCERY_CACHES
 from hotline.db.repositories import ConfigRepository
 from hotline.domain.config import ConfigSnapshot
-from hotline.errors import NodeUnavailableError
+from hotline.errors import HotlineError, NodeUnavailableError
 from hotline.features.journal.service import JournalService
 from hotline.settings import Settings
 
@@ -30,8 +33,51 @@ class NodeService:
         self.clients: dict[str, AMIClient] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._state_tasks: set[asyncio.Task[None]] = set()
+        # node-side sorcery caches: which configuration version each node's caches reflect
+        self._phones_key: tuple[object, ...] | None = None
+        self._phones_version = 0  # the version at which the phone objects last changed
+        self._version = 0
+        self.cache_version: dict[str, int] = {}
+        self._sync_locks: dict[str, asyncio.Lock] = {}
 
     def on_snapshot(self, snap: ConfigSnapshot) -> None:
+        self._manage_clients(snap)
+        key = tuple((p.name, p.digest_md5, p.digest_sha256, p.realm, p.context, p.callerid, p.codecs,
+                     p.max_contacts, p.enabled) for p in snap.phones)  # fmt: skip
+        self._version = snap.version
+        if key != self._phones_key:
+            self._phones_key = key
+            self._phones_version = snap.version
+            for name in self.clients:
+                self._spawn(self._sync_caches(name))
+        else:  # phones unchanged: nodes whose caches are current stay current at this version
+            for name, v in self.cache_version.items():
+                if v >= self._phones_version:
+                    self.cache_version[name] = snap.version
+
+    async def _sync_caches(self, name: str) -> None:
+        """Repopulate the node's endpoint/auth/aor caches from Hotline (SorceryMemoryCachePopulate)."""
+        lock = self._sync_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            client = self.clients.get(name)
+            if client is None or not client.connected:
+                return  # done again on (re)connect
+            version = self._version
+            try:
+                for cache in SORCERY_CACHES:
+                    await client.action("SorceryMemoryCachePopulate", {"Cache": cache})
+            except HotlineError as exc:
+                log.warning("node %s: cache refresh failed (%s); it expires within %d s", name, exc, CACHE_LIFETIME_S)
+                return
+            self.cache_version[name] = max(self.cache_version.get(name, 0), version)
+            log.info("node %s: PJSIP caches refreshed at configuration version %d", name, version)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._state_tasks.add(task)
+        task.add_done_callback(self._state_tasks.discard)
+
+    def _manage_clients(self, snap: ConfigSnapshot) -> None:
         wanted = {n.name: n for n in snap.nodes}
         for name in list(self.clients):
             n = wanted.get(name)
@@ -66,9 +112,11 @@ class NodeService:
         log.info("node %s is %s", name, "up" if up else "down")
         client = self.clients.get(name)
         version = (client.version or "") if client else ""
-        task = asyncio.get_running_loop().create_task(self._write_state(name, up, version))
-        self._state_tasks.add(task)
-        task.add_done_callback(self._state_tasks.discard)
+        self._spawn(self._write_state(name, up, version))
+        if up:  # the node may have missed changes while it was away, or just started
+            self._spawn(self._sync_caches(name))
+        else:
+            self.cache_version.pop(name, None)
 
     async def _write_state(self, name: str, up: bool, version: str) -> None:
         try:
@@ -99,11 +147,14 @@ class NodeService:
                 "connected": c.connected,
                 "events": c.events_received,
                 "connects": c.connects,
+                "cache_version": self.cache_version.get(c.name),
             }
             for c in self.clients.values()
         ]
 
     async def stop(self) -> None:
+        for t in list(self._state_tasks):
+            t.cancel()
         tasks = list(self._tasks.values())
         for name in list(self.clients):
             self._stop(name)
