@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -226,108 +226,35 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
 # ------------------------------------------------------------------------------------ row mappers
 
 
-def _phone(row: Row[Any]) -> Phone:
-    m = row._mapping
-    return Phone(
-        id=m["id"],
-        name=m["name"],
-        digest_md5=m["digest_md5"],
-        digest_sha256=m["digest_sha256"],
-        realm=m["realm"],
-        context=m["context"],
-        callerid=m["callerid"],
-        codecs=m["codecs"],
-        max_contacts=m["max_contacts"],
-        enabled=bool(m["enabled"]),
-    )
+_D = TypeVar("_D")
 
 
-def _agent_group(row: Row[Any]) -> AgentGroup:
-    m = row._mapping
-    return AgentGroup(id=m["id"], name=m["name"], description=m["description"])
+def _mapper(
+    cls: type[_D], *, flags: tuple[str, ...] = (), convert: Mapping[str, Callable[[Any], Any]] | None = None
+) -> Callable[[Row[Any]], _D]:
+    """A row -> dataclass mapper by field name; `flags` become bool (None stays None), `convert` fixes types
+    the drivers return differently (SQLite and MariaDB give 0/1 for booleans, naive datetimes)."""
+    names = tuple(f.name for f in dataclass_fields(cls))  # type: ignore[arg-type]
+    fixes: dict[str, Callable[[Any], Any]] = {n: (lambda v: None if v is None else bool(v)) for n in flags}
+    fixes.update(convert or {})
+
+    def build(row: Row[Any]) -> _D:
+        m = row._mapping
+        values = {n: m[n] for n in names}
+        for n, fix in fixes.items():
+            values[n] = fix(values[n])
+        return cls(**values)
+
+    return build
 
 
-def _agent(row: Row[Any]) -> Agent:
-    m = row._mapping
-    return Agent(
-        id=m["id"],
-        number=m["number"],
-        name=m["name"],
-        group_id=m["group_id"],
-        pin_hash=m["pin_hash"],
-        phone_id=m["phone_id"],
-        enabled=bool(m["enabled"]),
-    )
-
-
-def _queue(row: Row[Any]) -> Queue:
-    m = row._mapping
-    return Queue(
-        id=m["id"],
-        name=m["name"],
-        strategy=m["strategy"],
-        timeout=m["timeout"],
-        retry=m["retry"],
-        wrapuptime=m["wrapuptime"],
-        maxlen=m["maxlen"],
-        servicelevel=m["servicelevel"],
-        musicclass=m["musicclass"],
-        joinempty=m["joinempty"],
-        leavewhenempty=m["leavewhenempty"],
-        ringinuse=bool(m["ringinuse"]),
-        weight=m["weight"],
-        max_wait=m["max_wait"],
-        announce_frequency=m["announce_frequency"],
-        announce_holdtime=m["announce_holdtime"],
-    )
-
-
-def _member(row: Row[Any]) -> QueueMember:
-    m = row._mapping
-    return QueueMember(
-        id=m["id"],
-        queue_id=m["queue_id"],
-        queue_name=m["queue_name"],
-        interface=m["interface"],
-        membername=m["membername"],
-        state_interface=m["state_interface"],
-        penalty=m["penalty"],
-        paused=m["paused"],
-        reason_paused=m["reason_paused"],
-        wrapuptime=m["wrapuptime"],
-        ringinuse=None if m["ringinuse"] is None else bool(m["ringinuse"]),
-        uniqueid=m["uniqueid"],
-        agent_id=m["agent_id"],
-    )
-
-
-def _route(row: Row[Any]) -> DidRoute:
-    m = row._mapping
-    return DidRoute(
-        id=m["id"],
-        did=m["did"],
-        dest_type=m["dest_type"],
-        dest_value=m["dest_value"],
-        hangup_cause=m["hangup_cause"],
-        description=m["description"],
-        enabled=bool(m["enabled"]),
-    )
-
-
-def _node(row: Row[Any]) -> Node:
-    m = row._mapping
-    return Node(
-        id=m["id"],
-        name=m["name"],
-        address=m["address"],
-        sip_port=m["sip_port"],
-        ami_port=m["ami_port"],
-        state=m["state"],
-        last_seen_at=_from_db(m["last_seen_at"]),
-        active_calls=m["active_calls"],
-        load=float(m["load"]),
-        version=m["version"],
-    )
+_phone = _mapper(Phone, flags=("enabled",))
+_agent_group = _mapper(AgentGroup)
+_agent = _mapper(Agent, flags=("enabled",))
+_queue = _mapper(Queue, flags=("ringinuse",))
+_member = _mapper(QueueMember, flags=("ringinuse",))
+_route = _mapper(DidRoute, flags=("enabled",))
+_node = _mapper(Node, convert={"last_seen_at": lambda v: _from_db(v), "load": float})
 
 
 _MEMBERS_SELECT = (
@@ -742,18 +669,7 @@ class ContactRepository:
 
     def upsert(self, id: str, endpoint: str, expiration_time: int, fields: Mapping[str, str]) -> None:
         """Store the contact (every field Asterisk sent, as JSON), replacing any with the same id."""
-        _text("id", id, 255, required=True)
-        _text("endpoint", endpoint, 64)
-        _int("expiration_time", expiration_time, maximum=2**63 - 1)
-        row = {
-            "id": id,
-            "endpoint": endpoint,
-            "expiration_time": expiration_time,
-            "fields": json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":")),
-            "updated_at": t.utcnow_naive(),
-        }
-        with write_transaction(self._engine) as conn:
-            _upsert(conn, t.ps_contacts, "id", [row])
+        self.apply([(id, endpoint, expiration_time, fields)], [])
 
     def delete(self, id: str) -> int:
         with write_transaction(self._engine) as conn:
