@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -42,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchlib import write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -467,36 +467,28 @@ def main() -> int:
     print(f"load average before the runs: {' '.join(f'{x:.2f}' for x in load_before)}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "ami",
-                "target_ratio": TARGET_RATIO,
-                "ratio": ratio,
-                "ratio_per_run": paired,
-                "ratio_cpu": summary["hotline"]["events_per_cpu_s"] / pano_cpu,
-                "verdict": verdict,
-                "stream": {
-                    "source": work.stream.source,
-                    "bytes": work.size,
-                    "messages": work.messages,
-                    "calls": len(work.calls),
-                    "chunk": CHUNK,
-                },
-                "summary": summary,
-                "runs": runs,
-                "problems": problems,
-                "settings": vars(args),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "loadavg_before": load_before,
-                },
+    write_results(
+        RESULTS,
+        {
+            "benchmark": "ami",
+            "target_ratio": TARGET_RATIO,
+            "ratio": ratio,
+            "ratio_per_run": paired,
+            "ratio_cpu": summary["hotline"]["events_per_cpu_s"] / pano_cpu,
+            "verdict": verdict,
+            "stream": {
+                "source": work.stream.source,
+                "bytes": work.size,
+                "messages": work.messages,
+                "calls": len(work.calls),
+                "chunk": CHUNK,
             },
-            indent=2,
-        )
-        + "\n"
+            "summary": summary,
+            "runs": runs,
+            "problems": problems,
+            "settings": vars(args),
+        },
+        load_before,
     )
     print(f"results: {RESULTS.relative_to(ROOT)}")
     return 0

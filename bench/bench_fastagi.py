@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchlib import write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -431,28 +432,20 @@ def main() -> int:
     print(f"load average before the runs: {' '.join(f'{x:.2f}' for x in load_before)}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "fastagi",
-                "target_ratio": TARGET_RATIO,
-                "ratio": ratio,
-                "ratio_per_run": paired,
-                "cpu_per_session_ratio": cost_ratio,
-                "verdict": verdict,
-                "summary": summary,
-                "runs": runs,
-                "settings": vars(args),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "loadavg_before": load_before,
-                },
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        RESULTS,
+        {
+            "benchmark": "fastagi",
+            "target_ratio": TARGET_RATIO,
+            "ratio": ratio,
+            "ratio_per_run": paired,
+            "cpu_per_session_ratio": cost_ratio,
+            "verdict": verdict,
+            "summary": summary,
+            "runs": runs,
+            "settings": vars(args),
+        },
+        load_before,
     )
     print(f"results: {RESULTS.relative_to(ROOT)}")
     return 0
