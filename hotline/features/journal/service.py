@@ -86,6 +86,7 @@ class JournalService:
         self._uid_call: dict[str, str] = {}  # uniqueid/linkedid -> call id
         self._unbound: OrderedDict[str, tuple[float, list[tuple[str, Message]]]] = OrderedDict()
         self._wakeup = asyncio.Event()
+        self._flush_lock = asyncio.Lock()  # the loop's flush and stop()'s final flush must not interleave
         self._adopt: set[str] = set()  # call ids first seen here mid-call (e.g. after a restart)
         self.dropped = 0
         self.rejected = 0
@@ -103,8 +104,19 @@ class JournalService:
         caller_name: str | None,
         did: str | None,
         channel: str | None = None,
+        new: bool = True,
     ) -> None:
-        """A call got its id (from the AGI router). Links the caller's channel and releases its events."""
+        """A call got its id (from the AGI router). Links the caller's channel and releases its events.
+
+        A call that comes back through the router with its id (a transfer, another node) keeps its record:
+        only the new channel is linked."""
+        tracker = self._trackers.get(call_id)
+        if tracker is not None:
+            if uniqueid:
+                tracker.live.add(uniqueid)
+                tracker.seen.add(uniqueid)
+                self._bind_uid(uniqueid, call_id)
+            return
         now = datetime.now(UTC)
         record = CallRecord(
             call_id=call_id,
@@ -117,6 +129,8 @@ class JournalService:
             started_at=now,
         )
         tracker = CallTracker(record, uniqueid)
+        if new:
+            self._seq.setdefault(call_id, 0)  # a new id has no events in the database: no renumbering
         self._trackers[call_id] = tracker
         self._records[call_id] = record
         self._touch(call_id)
@@ -221,7 +235,7 @@ class JournalService:
                 log.error("journal: %d events pending, dropping (database too slow or down)", len(self._events))
             return
         tracker = self._trackers.get(call_id)
-        if tracker is None and call_id not in self._seq:
+        if call_id not in self._seq:
             self._adopt.add(call_id)  # its earlier events may be in the database: renumber at flush
         seq = self._seq.get(call_id, 0) + 1
         self._seq[call_id] = seq
@@ -249,13 +263,13 @@ class JournalService:
 
     def _trim_uids(self) -> None:
         # dicts keep insertion order: the oldest mappings go first
-        excess = len(self._uid_call) - _MAX_UID_MAPPINGS
-        if excess > 0:
+        excess = len(self._uid_call) - _MAX_UID_MAPPINGS * 9 // 10
+        if len(self._uid_call) > _MAX_UID_MAPPINGS and excess > 0:
             for uid in list(itertools.islice(self._uid_call, excess)):
                 del self._uid_call[uid]
-        if len(self._seq) > _MAX_UID_MAPPINGS:
+        if len(self._seq) > _MAX_UID_MAPPINGS:  # trim in bulk, down to 90 %, so this scan is rare
             ended = [c for c in self._seq if c not in self._trackers]
-            for call_id in ended[: len(self._seq) - _MAX_UID_MAPPINGS]:
+            for call_id in ended[: len(self._seq) - _MAX_UID_MAPPINGS * 9 // 10]:
                 del self._seq[call_id]
 
     def active_calls(self) -> list[CallRecord]:
@@ -267,6 +281,10 @@ class JournalService:
     # ------------------------------------------------------------------ writing
     async def flush(self) -> int:
         """Write what is pending now (events first, then call records). Returns events written."""
+        async with self._flush_lock:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         for call_id in list(self._adopt):
             offset = await asyncio.to_thread(self._repo.max_seq, call_id)

@@ -59,8 +59,8 @@ class RoutingHandlers:
         node = env.query.get("node", "")
         existing = await session.get_variable("HOTLINE_CALL_ID")
         call_id = existing or new_call_id()
-        if not existing:
-            await session.set_variable("__HOTLINE_CALL_ID", call_id)
+        # Open the call before the channel carries the id: AMI events with the id (even the caller's
+        # Hangup, if they hang up right now) then always find the call's tracker.
         self._journal.start_call(
             call_id,
             node=node,
@@ -69,7 +69,10 @@ class RoutingHandlers:
             caller_name=_known(env.calleridname),
             did=env.extension,
             channel=env.channel,
+            new=not existing,
         )
+        if not existing:
+            await session.set_variable("__HOTLINE_CALL_ID", call_id)
         self._journal.record(
             call_id,
             "CallIdAssigned",
