@@ -29,6 +29,7 @@ from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
 from hotline.db.engine import create_engine_for
 from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
+from hotline.errors import NotFoundError, ValidationError
 from hotline.features.cluster.service import NodeService
 from hotline.features.config.service import ConfigService
 from hotline.features.journal.service import JournalService
@@ -125,9 +126,22 @@ class Hotline:
                 deletes.append(args[0])
             elif kind == "member_pause":
                 uid, paused, reason = args
-                self.config_repo.set_member_paused(uid, paused, reason)
+                try:
+                    self.config_repo.set_member_paused(uid, paused, reason)
+                except (ValidationError, NotFoundError) as exc:  # never retried: it can never be written
+                    log.error("realtime: pause of member %s not persisted: %s", uid, exc)
         if upserts or deletes:
-            self.contact_repo.apply(upserts, deletes)
+            try:
+                self.contact_repo.apply(upserts, deletes)
+            except ValidationError:
+                # one contact the database refuses must not block the others: write them one by one
+                for item in upserts:
+                    try:
+                        self.contact_repo.apply([item], [])
+                    except ValidationError as exc:
+                        log.error("realtime: contact %s not persisted: %s", item[0], exc)
+                if deletes:
+                    self.contact_repo.apply([], deletes)
 
     # ------------------------------------------------------------------ lifecycle
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:

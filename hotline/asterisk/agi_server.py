@@ -108,6 +108,8 @@ class _AGIProtocol(asyncio.Protocol):
             return
         srv.active += 1
         self._counted = True
+        self.connected_at = self.loop.time()
+        srv.waiting_env.add(self)  # until the environment arrives; the sweeper closes it if it never does
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -133,6 +135,7 @@ class _AGIProtocol(asyncio.Protocol):
         return self.transport.get_extra_info("peername") if self.transport else None
 
     def _start(self, env: AGIEnvironment) -> None:
+        self.server.waiting_env.discard(self)
         handler = self.server.routes.get(env.script)
         if handler is None:
             log.warning("AGI: unknown script %r requested by %s", env.script, env.channel)
@@ -167,6 +170,7 @@ class _AGIProtocol(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.server.waiting_env.discard(self)
         if getattr(self, "_counted", False):
             self.server.active -= 1
             self._counted = False
@@ -193,6 +197,7 @@ class AGIServer:
         self.handler_errors = 0
         self.sessions_done = 0
         self.sessions: set[AGISession] = set()
+        self.waiting_env: set[_AGIProtocol] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -204,6 +209,11 @@ class AGIServer:
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
+            for proto in list(self.waiting_env):  # connected but silent: a scan, a half-open socket
+                if now - proto.connected_at > self.command_timeout:
+                    log.warning("AGI: no environment from %s in %.0f s; closing", proto._peer(), self.command_timeout)
+                    proto._close()
+                    self.waiting_env.discard(proto)
             for session in list(self.sessions):
                 session._expire_if_older(now - self.command_timeout)
                 if now - session._started > self.session_timeout and not session._expired:
@@ -233,5 +243,9 @@ class AGIServer:
             self._sweeper = None
         if self._server is not None:
             self._server.close()
+            tasks = [s._proto.task for s in self.sessions if s._proto.task is not None]
+            for task in tasks:  # running handlers must not write to the journal after its last flush
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None

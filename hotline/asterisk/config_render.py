@@ -318,6 +318,7 @@ exten => s,1,Goto(hotline-inbound,s,1)
 
 [hotline-inbound]
 exten => _[+0-9a-zA-Z*#].,1,Set(AGIEXITONHANGUP=yes)
+ same => n,Set(__HOTLINE_DID=${{EXTEN}})
  same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})
  same => n,AGI({agi}/inbound?node={node.name})
  same => n,Set(TIMEOUT(absolute)=0)
@@ -360,7 +361,7 @@ exten => s,1,GotoIf($["${{HOTLINE_MESSAGE}}" = ""]?bye)
 ; node-unique uniqueid so the call can still be traced in Asterisk's logs.
 [hotline-fallback]
 exten => s,1,Set(__HOTLINE_CALL_ID=${{IF($["${{HOTLINE_CALL_ID}}" = ""]?fb-${{UNIQUEID}}:${{HOTLINE_CALL_ID}})}})
- same => n,UserEvent(HotlineFallback,Reason: ${{IF($["${{HOTLINE_FALLBACK_REASON}}" = ""]?agi-${{AGISTATUS}}:${{HOTLINE_FALLBACK_REASON}})}},Exten: ${{EXTEN}})
+ same => n,UserEvent(HotlineFallback,Reason: ${{IF($["${{HOTLINE_FALLBACK_REASON}}" = ""]?agi-${{AGISTATUS}}:${{HOTLINE_FALLBACK_REASON}})}},Exten: ${{HOTLINE_DID}})
  same => n,Log(WARNING,Hotline fallback for ${{CALLERID(num)}} reason=${{HOTLINE_FALLBACK_REASON}} agi=${{AGISTATUS}})
  same => n,GotoIf($["${{HOTLINE_FALLBACK_DIAL}}" = ""]?message)
  same => n,Dial(${{HOTLINE_FALLBACK_DIAL}},60)

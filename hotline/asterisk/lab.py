@@ -210,13 +210,14 @@ class LabNode:
         return proc.stdout
 
     def pid(self) -> int | None:
+        """The running node's pid, or None. A pid from the file counts only if that process is this
+        node's Asterisk (after a reboot the number may belong to anything)."""
         try:
             pid = int(self.pidfile.read_text().strip())
-        except (FileNotFoundError, ValueError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if self.conf.encode() not in cmdline:
             return None
         return pid
 
@@ -251,10 +252,14 @@ def write_node_config(settings: Settings, node: LabNode) -> None:
     files = render_node(settings, node.spec, node.ast_dir)
     for sub in ("etc", "run", "log", "spool", "lib", "monitor"):
         (node.host_dir / sub).mkdir(parents=True, exist_ok=True)
+    # manager.conf holds the AMI secret, res_curl.conf the realtime token: only the owner may read them
+    os.chmod(node.host_dir / "etc", 0o700)
     for name, text in files.items():
         target = node.host_dir / "etc" / name
         tmp = target.with_name(name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, target)
 
 

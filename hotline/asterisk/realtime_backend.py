@@ -331,7 +331,9 @@ class RealtimeBackend:
                 merged.update(dict(req.values))
                 table.rows[uid] = tuple(merged.items())
                 paused = merged.get("paused", "0") not in ("0", "", "no")
-                self._enqueue("member_pause", (uid, paused, merged.get("reason_paused", "").strip()))
+                # the column holds 80 printable characters; Asterisk passes whatever the agent or AMI gave
+                reason = "".join(ch for ch in merged.get("reason_paused", "") if ch.isprintable()).strip()[:80]
+                self._enqueue("member_pause", (uid, paused, reason))
             return len(hits)
         raise RealtimeProtocolError(f"update is not allowed on {family}")
 

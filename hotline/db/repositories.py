@@ -692,11 +692,16 @@ class ContactRepository:
                     "updated_at": t.utcnow_naive(),
                 }
             )
-        with write_transaction(self._engine) as conn:
-            if rows:
-                _upsert(conn, t.ps_contacts, "id", rows)
-            if deletes:
-                conn.execute(sa.delete(t.ps_contacts).where(t.ps_contacts.c.id.in_(list(deletes))))
+        try:
+            with write_transaction(self._engine) as conn:
+                if rows:
+                    _upsert(conn, t.ps_contacts, "id", rows)
+                if deletes:
+                    conn.execute(sa.delete(t.ps_contacts).where(t.ps_contacts.c.id.in_(list(deletes))))
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            raise DatabaseUnavailableError(f"contact write failed: {exc.orig or exc}") from exc
+        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+            raise ValidationError("contact", f"refused by the database: {exc.orig or exc}") from exc
 
     def load_all(self) -> list[tuple[str, str, int, dict[str, str]]]:
         """Every contact as (id, endpoint, expiration_time, fields), ordered by id."""

@@ -166,3 +166,17 @@ async def test_a_handler_over_the_session_timeout_is_stopped_and_the_call_releas
         assert fake.commands == ['GET VARIABLE "X"']
     finally:
         await server.stop()
+
+
+async def test_a_connection_that_never_sends_its_environment_is_closed() -> None:
+    async def unused(session) -> None:  # type: ignore[no-untyped-def]
+        raise AssertionError("no session may start")
+
+    server = AGIServer({"inbound": unused}, command_timeout=0.3)
+    await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)  # a port scan, a dead peer
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the sweeper, slot freed
+        writer.close()
+    finally:
+        await server.stop()

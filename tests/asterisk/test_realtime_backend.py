@@ -242,3 +242,19 @@ async def test_a_burst_of_writes_is_coalesced_into_one_batch(sqlite_url: str) ->
     (kind_a, (cid_a, row_a)), (kind_b, args_b) = batches[0]
     assert (kind_a, cid_a, dict(row_a)["expiration_time"]) == ("contact_upsert", "a;@x", "300")
     assert (kind_b, args_b) == ("contact_delete", ("b;@y",))
+
+
+async def test_a_pause_reason_is_cleaned_to_what_the_database_keeps(backend) -> None:  # type: ignore[no-untyped-def]
+    rb, persisted, repo = backend
+    uid = repo.load_snapshot().queue_members[0].uniqueid
+    reason = "%09".join(["lunch"] * 40)  # 40 words joined by tabs, ~240 characters
+    async with client(rb) as c:
+        r = await c.post(
+            f"/realtime/queue_members/update?uniqueid={uid}", content=f"reason_paused={reason}&paused=1".encode()
+        )
+        assert r.text == "1"
+    await rb.drain()
+    (kind, (puid, paused, kept)) = persisted.writes[-1]
+    assert (kind, puid, paused) == ("member_pause", uid, True)
+    assert len(kept) == 80 and "\t" not in kept and kept.startswith("lunchlunch")
+    repo.set_member_paused(uid, paused, kept)  # and the database takes it

@@ -159,5 +159,5 @@ class NodeService:
         for name in list(self.clients):
             self._stop(name)
         for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a dead client must not stop shutdown
                 await t
