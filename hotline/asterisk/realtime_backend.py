@@ -185,6 +185,7 @@ class RealtimeBackend:
         self._contacts = Table("id")
         self._tables = RealtimeTables(0, {"ps_contacts": self._contacts})
         self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue(max_pending_writes)
+        self._unsaved_pauses: dict[str, tuple[bool, str]] = {}
         self.requests = 0
         self.errors = 0
 
@@ -194,7 +195,17 @@ class RealtimeBackend:
             self._contacts.rows[cid] = row
 
     def apply_snapshot(self, snap: ConfigSnapshot) -> None:
-        self._tables = RealtimeTables.from_snapshot(snap, self._contacts)
+        tables = RealtimeTables.from_snapshot(snap, self._contacts)
+        # A pause Asterisk wrote that is not in the database yet must survive a reload: Asterisk re-reads
+        # members on every Queue() and would otherwise unpause the agent.
+        members = tables.tables["queue_members"]
+        for uid, (paused, reason) in self._unsaved_pauses.items():
+            row = members.rows.get(uid)
+            if row is not None:
+                merged = dict(row)
+                merged.update(paused=str(int(paused)), reason_paused=reason or " ")
+                members.rows[uid] = tuple(merged.items())
+        self._tables = tables
 
     @property
     def version(self) -> int:
@@ -333,6 +344,7 @@ class RealtimeBackend:
                 paused = merged.get("paused", "0") not in ("0", "", "no")
                 # the column holds 80 printable characters; Asterisk passes whatever the agent or AMI gave
                 reason = "".join(ch for ch in merged.get("reason_paused", "") if ch.isprintable()).strip()[:80]
+                self._unsaved_pauses[uid] = (paused, reason)
                 self._enqueue("member_pause", (uid, paused, reason))
             return len(hits)
         raise RealtimeProtocolError(f"update is not allowed on {family}")
@@ -368,6 +380,9 @@ class RealtimeBackend:
             while True:
                 try:
                     await self._persist("batch", batch)
+                    for kind, args in batch:
+                        if kind == "member_pause" and self._unsaved_pauses.get(args[0]) == args[1:]:
+                            del self._unsaved_pauses[args[0]]
                     break
                 except asyncio.CancelledError:
                     raise

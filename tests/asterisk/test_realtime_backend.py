@@ -258,3 +258,16 @@ async def test_a_pause_reason_is_cleaned_to_what_the_database_keeps(backend) -> 
     assert (kind, puid, paused) == ("member_pause", uid, True)
     assert len(kept) == 80 and "\t" not in kept and kept.startswith("lunchlunch")
     repo.set_member_paused(uid, paused, kept)  # and the database takes it
+
+
+async def test_a_reload_before_the_pause_is_saved_keeps_the_pause(backend) -> None:  # type: ignore[no-untyped-def]
+    _, _, repo = backend
+    rb = RealtimeBackend(Persisted())  # its write-behind is not running: the pause stays unsaved
+    rb.apply_snapshot(repo.load_snapshot())
+    uid = repo.load_snapshot().queue_members[0].uniqueid
+    async with client(rb) as c:
+        await c.post(f"/realtime/queue_members/update?uniqueid={uid}", content=b"reason_paused=break&paused=1")
+        rb.apply_snapshot(repo.load_snapshot())  # a configuration reload (the database says: not paused)
+        members = rows((await c.post("/realtime/queue_members/multi", content=b"queue_name=support")).text)
+    assert repo.load_snapshot().queue_members[0].paused == 0
+    assert members[0]["paused"] == ["1"] and members[0]["reason_paused"] == ["break"]
