@@ -121,6 +121,8 @@ class _AGIProtocol(asyncio.Protocol):
                 if isinstance(ev, AGIReply):
                     if self.session is not None:
                         self.session._reply(ev)
+                    if not self.conn.buffered:
+                        return  # nothing more to read (the usual case): skip the NEED_DATA round
                 elif isinstance(ev, HangupNotice):
                     if self.session is not None:
                         self.session.hungup = True

@@ -369,7 +369,9 @@ class AGIConnection:
             if "\n" in arg or "\r" in arg or "\x00" in arg:
                 bad = _FORBIDDEN.search(arg)
                 raise AGIProtocolError(f"AGI {command} argument {number} contains {bad.group() if bad else ''!r}")
-            parts.append('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            if '"' in arg or "\\" in arg:
+                arg = arg.replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'"{arg}"')
         try:
             line = (" ".join(parts) + "\n").encode()
         except UnicodeEncodeError as exc:
@@ -384,6 +386,18 @@ class AGIConnection:
     # -- reading ------------------------------------------------------------------------------------
 
     def _next_event(self) -> AGIEvent:
+        if self.state is AGIState.AWAIT_REPLY and self._usage is None and self._buf.startswith(b"200 result="):
+            # Fast path for the reply to nearly every command: one "200 result=N" line, nothing after N.
+            # It builds exactly what the general path below builds for that line.
+            buf = self._buf
+            nl = buf.find(b"\n", 11)
+            if 0 < nl <= self._max_line and buf.find(b" ", 11, nl) < 0:
+                end = nl - 1 if buf[nl - 1] == 13 else nl  # 13 = "\r"
+                line = buf[:end].decode("utf-8", "replace")
+                del buf[: nl + 1]
+                self._scanned = 0
+                self.state = AGIState.IDLE  # the table's (AWAIT_REPLY, REPLY) transition
+                return AGIReply(200, line[11:], None, None, line)
         if self.state is AGIState.CLOSED:
             return CONNECTION_CLOSED
         if self.state is AGIState.ENV:
