@@ -393,11 +393,11 @@ class AGIConnection:
             nl = buf.find(b"\n", 11)
             if 0 < nl <= self._max_line and buf.find(b" ", 11, nl) < 0:
                 end = nl - 1 if buf[nl - 1] == 13 else nl  # 13 = "\r"
-                line = buf[:end].decode("utf-8", "replace")
+                text = buf[:end].decode("utf-8", "replace")
                 del buf[: nl + 1]
                 self._scanned = 0
                 self.state = AGIState.IDLE  # the table's (AWAIT_REPLY, REPLY) transition
-                return AGIReply(200, line[11:], None, None, line)
+                return AGIReply(200, text[11:], None, None, text)
         if self.state is AGIState.CLOSED:
             return CONNECTION_CLOSED
         if self.state is AGIState.ENV:
