@@ -677,3 +677,19 @@ def test_fuzz_random_bytes_from_the_first_byte(data: bytes) -> None:
     except ProtocolError as exc:
         assert isinstance(exc, AGIProtocolError)
     assert conn.buffered <= len(data)
+
+
+@FUZZ
+@given(
+    st.text(alphabet=st.characters(blacklist_characters=" \r\n", blacklist_categories=("Cs",)), max_size=40),
+    st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_fast_reply_path_builds_what_parse_reply_line_builds(result: str, ending: bytes) -> None:
+    conn = AGIConnection()
+    conn.receive_data(b"agi_network: yes\n\n")
+    assert isinstance(conn.next_event(), AGIEnvironment)
+    conn.send_command("NOOP")
+    line = "200 result=" + result
+    conn.receive_data(line.encode() + ending)
+    assert conn.next_event() == parse_reply_line(line)
+    assert conn.state is AGIState.IDLE and conn.buffered == 0
