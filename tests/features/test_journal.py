@@ -56,3 +56,24 @@ async def test_a_call_id_seen_after_a_restart_continues_its_numbering(sqlite_url
     after.record(CALL, "C", {})
     await after.flush()
     assert [(e.seq, e.event) for e in repo.events_for(CALL)] == [(1, "A"), (2, "B"), (3, "C")]
+
+
+async def test_after_a_restart_the_stored_record_is_continued(sqlite_url: str) -> None:
+    repo = CallRepository(create_engine_for(sqlite_url))
+    before = JournalService(repo)
+    before.start_call(CALL, node="n", uniqueid="u1", caller_num="100", caller_name="A", did="5000", channel="c1")
+    before.record(CALL, "Routed", {"summary": "queue support"})
+    await before.flush()
+    after = JournalService(repo)  # Hotline restarted mid-call
+    assert not after.tracks(CALL)
+    stored = await after.stored_call(CALL)
+    after.start_call(
+        CALL, node="n", uniqueid="u9", caller_num="2001", caller_name=None, did="7", new=False, previous=stored
+    )
+    rec = after.active_calls()[0]
+    assert stored is not None and (rec.started_at, rec.caller_num, rec.did, rec.destination) == (
+        stored.started_at,
+        "100",
+        "5000",
+        "queue support",
+    )

@@ -105,6 +105,7 @@ class JournalService:
         did: str | None,
         channel: str | None = None,
         new: bool = True,
+        previous: CallRecord | None = None,
     ) -> None:
         """A call got its id (from the AGI router). Links the caller's channel and releases its events.
 
@@ -117,17 +118,19 @@ class JournalService:
                 tracker.seen.add(uniqueid)
                 self._bind_uid(uniqueid, call_id)
             return
-        now = datetime.now(UTC)
-        record = CallRecord(
-            call_id=call_id,
-            node=node,
-            caller_num=caller_num,
-            caller_name=caller_name,
-            did=did,
-            destination=None,
-            status="active",
-            started_at=now,
-        )
+        if previous is not None and previous.status == "active":
+            record = previous  # the stored record of a call this instance did not see start (restart)
+        else:
+            record = CallRecord(
+                call_id=call_id,
+                node=node,
+                caller_num=caller_num,
+                caller_name=caller_name,
+                did=did,
+                destination=None,
+                status="active",
+                started_at=datetime.now(UTC),
+            )
         tracker = CallTracker(record, uniqueid)
         if new:
             self._seq.setdefault(call_id, 0)  # a new id has no events in the database: no renumbering
@@ -271,6 +274,13 @@ class JournalService:
             ended = [c for c in self._seq if c not in self._trackers]
             for call_id in ended[: len(self._seq) - _MAX_UID_MAPPINGS * 9 // 10]:
                 del self._seq[call_id]
+
+    def tracks(self, call_id: str) -> bool:
+        return call_id in self._trackers
+
+    async def stored_call(self, call_id: str) -> CallRecord | None:
+        """The call's record as last written (for a call id this instance meets mid-call)."""
+        return await asyncio.to_thread(self._repo.get_call, call_id)
 
     def active_calls(self) -> list[CallRecord]:
         return [t.record for t in self._trackers.values()]

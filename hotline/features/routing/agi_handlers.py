@@ -59,6 +59,17 @@ class RoutingHandlers:
         node = env.query.get("node", "")
         existing = await session.get_variable("HOTLINE_CALL_ID")
         call_id = existing or new_call_id()
+        previous = None
+        if existing and not self._journal.tracks(existing):
+            # a call this instance did not see start (Hotline restarted mid-call, or it began elsewhere):
+            # continue its stored record rather than start a new one (one read, only in this rare case)
+            try:
+                async with asyncio.timeout(self._timeout):
+                    previous = await self._journal.stored_call(existing)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an enrichment only: the call goes on with a fresh record
+                log.warning("call %s: stored record not read (%s)", existing, exc or type(exc).__name__)
         # Open the call before the channel carries the id: AMI events with the id (even the caller's
         # Hangup, if they hang up right now) then always find the call's tracker.
         self._journal.start_call(
@@ -70,6 +81,7 @@ class RoutingHandlers:
             did=env.extension,
             channel=env.channel,
             new=not existing,
+            previous=previous,
         )
         if not existing:
             await session.set_variable("__HOTLINE_CALL_ID", call_id)
