@@ -297,6 +297,30 @@ log-caller-id-name = yes
 """
 
 
+# Numbers routed through Hotline: two characters or more, and single characters that are not the names
+# of Asterisk's special extensions (s, h, i, t, T, e, a, o are letters, so single letters are left out).
+ROUTED_PATTERNS = ("_[+0-9a-zA-Z*#].", "_[+0-9*#]")
+
+
+def _routed_chain(script: str, settings: Settings, node: NodeSpec, agi: str, *, did: bool) -> str:
+    """The priorities that hand a number to Hotline's router, once per routed pattern."""
+    steps = ["Set(AGIEXITONHANGUP=yes)"]
+    if did:
+        steps.append("Set(__HOTLINE_DID=${EXTEN})")
+    steps += [
+        f"Set(TIMEOUT(absolute)={settings.agi_watchdog})",
+        f"AGI({agi}/{script}?node={node.name})",
+        "Set(TIMEOUT(absolute)=0)",
+        'GotoIf($["${HOTLINE_ACTION}" = ""]?hotline-fallback,s,1)',
+        "Goto(hotline-do-${HOTLINE_ACTION},s,1)",
+    ]
+    out = []
+    for pattern in ROUTED_PATTERNS:
+        out.append(f"exten => {pattern},1,{steps[0]}")
+        out += [f" same => n,{step}" for step in steps[1:]]
+    return "\n".join(out) + "\n"
+
+
 def _extensions_conf(settings: Settings, node: NodeSpec) -> str:
     agi = f"agi://{settings.agi_host}:{settings.agi_port}"
     fallback_dial = settings.fallback_dial
@@ -312,19 +336,12 @@ HOTLINE_FALLBACK_DIAL = {fallback_dial}
 HOTLINE_FALLBACK_CAUSE = {settings.fallback_cause}
 
 [from-carrier]
-exten => _X.,1,Goto(hotline-inbound,${{EXTEN}},1)
+exten => _X!,1,Goto(hotline-inbound,${{EXTEN}},1)
 exten => _+X.,1,Goto(hotline-inbound,${{EXTEN}},1)
 exten => s,1,Goto(hotline-inbound,s,1)
 
 [hotline-inbound]
-exten => _[+0-9a-zA-Z*#].,1,Set(AGIEXITONHANGUP=yes)
- same => n,Set(__HOTLINE_DID=${{EXTEN}})
- same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})
- same => n,AGI({agi}/inbound?node={node.name})
- same => n,Set(TIMEOUT(absolute)=0)
- same => n,GotoIf($["${{HOTLINE_ACTION}}" = ""]?hotline-fallback,s,1)
- same => n,Goto(hotline-do-${{HOTLINE_ACTION}},s,1)
-exten => s,1,Goto(hotline-inbound,anonymous,1)
+{_routed_chain("inbound", settings, node, agi, did=True)}exten => s,1,Goto(hotline-inbound,anonymous,1)
 ; The AGI watchdog fired: Hotline accepted the call but did not decide in time (hung or overloaded).
 exten => T,1,Set(TIMEOUT(absolute)=0)
  same => n,Set(HOTLINE_FALLBACK_REASON=watchdog)
@@ -332,13 +349,7 @@ exten => T,1,Set(TIMEOUT(absolute)=0)
 exten => h,1,NoOp(hang-up during routing)
 
 [hotline-phones]
-exten => _[+0-9a-zA-Z*#].,1,Set(AGIEXITONHANGUP=yes)
- same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})
- same => n,AGI({agi}/outbound?node={node.name})
- same => n,Set(TIMEOUT(absolute)=0)
- same => n,GotoIf($["${{HOTLINE_ACTION}}" = ""]?hotline-fallback,s,1)
- same => n,Goto(hotline-do-${{HOTLINE_ACTION}},s,1)
-exten => T,1,Set(TIMEOUT(absolute)=0)
+{_routed_chain("outbound", settings, node, agi, did=False)}exten => T,1,Set(TIMEOUT(absolute)=0)
  same => n,Set(HOTLINE_FALLBACK_REASON=watchdog)
  same => n,Goto(hotline-fallback,s,1)
 

@@ -125,6 +125,7 @@ database_url = "{db_url}"
     config.add_route("5100", "queue", "e2e-support")
     config.add_route("5101", "queue", "e2e-second")
     config.add_route("5102", "hangup", hangup_cause=21)
+    config.add_route("7", "hangup", hangup_cause=21)  # a one-digit number is routed too
     spec = lab.node_specs(settings, 1)[0]
     node = lab.lab_node(settings, spec)
     config.upsert_node(spec.name, spec.address, spec.sip_port, spec.ami_port)

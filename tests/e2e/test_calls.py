@@ -142,7 +142,8 @@ def test_queue_call_caller_hangs_up(running_hotline: Lab) -> None:
     assert rec.hangup_cause == 16
 
 
-def test_did_routed_to_hangup_with_cause(running_hotline: Lab) -> None:
+@pytest.mark.parametrize("did", ["5102", "7"])
+def test_did_routed_to_hangup_with_cause(running_hotline: Lab, did: str) -> None:
     lab = running_hotline
     caller = _caller_number()
     res = Sipp(
@@ -151,7 +152,7 @@ def test_did_routed_to_hangup_with_cause(running_hotline: Lab) -> None:
         lab.sip_target,
         local_ip=CARRIER_IP,
         port=5191,
-        service="5102",
+        service=did,
         keys={"caller": caller},
         timeout_s=10,
     ).run()
