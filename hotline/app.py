@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -106,7 +105,7 @@ class Hotline:
         return JSONResponse(body)
 
     # ------------------------------------------------------------------ persistence of Asterisk's writes
-    async def _persist_realtime(self, kind: str, batch: tuple[Any, ...]) -> None:
+    async def _persist_realtime(self, batch: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
         """One coalesced batch of Asterisk's writes (contacts, member pauses) to the database."""
         await asyncio.to_thread(self._persist_batch, batch)
 
@@ -232,7 +231,3 @@ def run(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
     else:
         asyncio.run(main)
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, default=str, ensure_ascii=False, indent=2)

@@ -174,7 +174,7 @@ class RealtimeTables:
         return cls(snap.version, t)
 
 
-PersistFn = Callable[[str, tuple[Any, ...]], Awaitable[None]]
+PersistFn = Callable[[tuple[tuple[str, tuple[Any, ...]], ...]], Awaitable[None]]
 
 
 class RealtimeBackend:
@@ -268,39 +268,25 @@ class RealtimeBackend:
                     return [(k, r) for k, r in table.rows.items() if k.startswith(prefix)]
         return table.rows.items()
 
-    @staticmethod
-    def _key_lookup(table: Table, conditions: tuple[Condition, ...]) -> Row | bool | None:
-        """Fast path: an equality on the key column. Returns False when not applicable."""
-        for c in conditions:
-            if c.column == table.key and c.op == "=":
-                row = table.rows.get(c.value)
-                if row is None:
-                    return None
-                return row if row_matches(dict(row), conditions) else None
-        return False
+    @classmethod
+    def _matching(cls, table: Table, conditions: tuple[Condition, ...]) -> list[tuple[str, Row]]:
+        """(key, row) of every row that matches all conditions, in table order."""
+        return [(k, r) for k, r in cls._candidates(table, conditions) if row_matches(dict(r), conditions)]
 
     def _first(self, table: Table, conditions: tuple[Condition, ...]) -> Row | None:
-        hit = self._key_lookup(table, conditions)
-        if hit is not False:
-            return hit  # type: ignore[return-value]
-        for row in table.rows.values():
-            if row_matches(dict(row), conditions):
-                return row
-        return None
+        hits = self._matching(table, conditions)
+        return hits[0][1] if hits else None
 
     def _select(self, table: Table, conditions: tuple[Condition, ...]) -> list[Row]:
-        hit = self._key_lookup(table, conditions)
-        if hit is not False:
-            return [hit] if hit else []  # type: ignore[list-item]
         # Asterisk names each multi row by the value of its first lookup column: put that column first.
         first = conditions[0].column if conditions else table.key
         out = []
-        for _, row in self._candidates(table, conditions):
-            d = dict(row)
-            if row_matches(d, conditions):
-                if first in d and row[0][0] != first:
+        for _, row in self._matching(table, conditions):
+            if row[0][0] != first:
+                d = dict(row)
+                if first in d:
                     row = ((first, d[first]), *(kv for kv in row if kv[0] != first))
-                out.append(row)
+            out.append(row)
         return out
 
     def _enqueue(self, kind: str, args: tuple[Any, ...]) -> None:
@@ -323,7 +309,7 @@ class RealtimeBackend:
 
     def _update(self, family: str, table: Table, req: RealtimeRequest) -> int:
         if family == "ps_contacts":
-            hits = [k for k, r in self._candidates(table, req.conditions) if row_matches(dict(r), req.conditions)]
+            hits = [k for k, _ in self._matching(table, req.conditions)]
             for cid in hits:
                 merged = dict(table.rows[cid])
                 merged.update(dict(req.values))
@@ -336,7 +322,7 @@ class RealtimeBackend:
             bad = [k for k, _ in req.values if k not in allowed]
             if bad:
                 raise RealtimeProtocolError(f"update of queue_members may only change paused/reason_paused, not {bad}")
-            hits = [k for k, r in self._candidates(table, req.conditions) if row_matches(dict(r), req.conditions)]
+            hits = [k for k, _ in self._matching(table, req.conditions)]
             for uid in hits:
                 merged = dict(table.rows[uid])
                 merged.update(dict(req.values))
@@ -352,7 +338,7 @@ class RealtimeBackend:
     def _destroy(self, family: str, table: Table, req: RealtimeRequest) -> int:
         if family != "ps_contacts":
             raise RealtimeProtocolError(f"destroy is not allowed on {family}")
-        hits = [k for k, r in self._candidates(table, req.conditions) if row_matches(dict(r), req.conditions)]
+        hits = [k for k, _ in self._matching(table, req.conditions)]
         for cid in hits:
             del table.rows[cid]
             self._enqueue("contact_delete", (cid,))
@@ -364,7 +350,7 @@ class RealtimeBackend:
 
         Everything queued is taken at once and coalesced (the last change per contact id or member wins,
         which is what the database would hold after applying them one by one), then written in one
-        call of `persist` with kind "batch"."""
+        call of `persist`."""
         while True:
             first = await self._writes.get()
             items = [first]
@@ -379,7 +365,7 @@ class RealtimeBackend:
             delay = 0.2
             while True:
                 try:
-                    await self._persist("batch", batch)
+                    await self._persist(batch)
                     for kind, args in batch:
                         if kind == "member_pause" and self._unsaved_pauses.get(args[0]) == args[1:]:
                             del self._unsaved_pauses[args[0]]

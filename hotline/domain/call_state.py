@@ -43,7 +43,7 @@ from hotline.domain.events import (
 
 
 class CallTracker:
-    __slots__ = ("_answered_by_dial", "caller_uniqueid", "done", "live", "record", "seen")
+    __slots__ = ("caller_uniqueid", "done", "live", "record", "seen")
 
     def __init__(self, record: CallRecord, caller_uniqueid: str | None) -> None:
         self.record = record
@@ -51,7 +51,6 @@ class CallTracker:
         self.live: set[str] = set()
         self.seen: set[str] = set()
         self.done = False
-        self._answered_by_dial = False
 
     def _set(self, **changes: object) -> None:
         self.record = dataclasses.replace(self.record, **changes)  # type: ignore[arg-type]

@@ -34,8 +34,7 @@ class Persisted:
     def __init__(self) -> None:
         self.writes: list[tuple[str, tuple[Any, ...]]] = []
 
-    async def __call__(self, kind: str, batch: tuple[Any, ...]) -> None:
-        assert kind == "batch"
+    async def __call__(self, batch: tuple[Any, ...]) -> None:
         self.writes.extend(batch)
 
 
@@ -204,8 +203,8 @@ async def test_persistence_failures_are_retried_not_dropped(sqlite_url: str) -> 
 
     attempts: list[str] = []
 
-    async def flaky(kind: str, args: tuple[Any, ...]) -> None:
-        attempts.append(kind)
+    async def flaky(batch: tuple[Any, ...]) -> None:
+        attempts.append(batch[0][0])
         if len(attempts) < 3:
             raise ConnectionError("database down")
 
@@ -216,7 +215,7 @@ async def test_persistence_failures_are_retried_not_dropped(sqlite_url: str) -> 
         assert r.text == "1"  # Asterisk is answered at once; the write is kept until the database takes it
     await rb.drain(timeout=5)
     task.cancel()
-    assert attempts == ["batch"] * 3 and rb.pending_writes() == 0
+    assert attempts == ["contact_upsert"] * 3 and rb.pending_writes() == 0
 
 
 async def test_a_burst_of_writes_is_coalesced_into_one_batch(sqlite_url: str) -> None:
@@ -224,7 +223,7 @@ async def test_a_burst_of_writes_is_coalesced_into_one_batch(sqlite_url: str) ->
 
     batches: list[tuple[Any, ...]] = []
 
-    async def record(kind: str, batch: tuple[Any, ...]) -> None:
+    async def record(batch: tuple[Any, ...]) -> None:
         batches.append(batch)
 
     rb = RealtimeBackend(record)
