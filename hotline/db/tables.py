@@ -94,6 +94,15 @@ agent_groups = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True),
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     _str("description", 255, ""),
+    # auto-pause with reason "missed calls" after this many ring-no-answers in a row (0 = never)
+    _int("max_missed_in_row", 3),
+    # comma-separated call types the group may place (see call_type_rules), and actions it may use
+    _str("allowed_call_types", 255, "internal,local,mobile,long_distance"),
+    _str("allowed_actions", 255, "originate,transfer_internal"),
+    # per agent of the group and per day (None = no quota)
+    sa.Column("daily_call_quota", sa.Integer(), nullable=True),
+    sa.Column("daily_minute_quota", sa.Integer(), nullable=True),
+    _str("recording", 16, "inherit"),
     _created_at(),
     _updated_at(),
     **MYSQL_TABLE_OPTIONS,
@@ -109,6 +118,7 @@ agents = sa.Table(
     sa.Column("pin_hash", sa.String(255), nullable=True),
     sa.Column("phone_id", sa.Integer(), sa.ForeignKey("phones.id", ondelete="SET NULL"), nullable=True),
     _bool("enabled", True),
+    _str("recording", 16, "inherit"),
     _created_at(),
     _updated_at(),
     **MYSQL_TABLE_OPTIONS,
@@ -133,6 +143,15 @@ queues = sa.Table(
     sa.Column("max_wait", sa.Integer(), nullable=True),
     _int("announce_frequency", 0),
     _str("announce_holdtime", 8, "no"),
+    _str("announce_position", 8, "no"),
+    _int("announce_position_limit", 5),
+    _str("periodic_announce", 128, ""),
+    _int("periodic_announce_frequency", 0),
+    _int("priority", 0),
+    # where a caller goes when max_wait passes, the queue is full or has no agents (empty = hang up)
+    _str("overflow_type", 16, ""),
+    _str("overflow_value", 255, ""),
+    _str("recording", 16, "never"),
     _created_at(),
     _updated_at(),
     **MYSQL_TABLE_OPTIONS,
@@ -167,6 +186,8 @@ did_routes = sa.Table(
     sa.Column("dest_type", sa.String(16), nullable=False),
     _str("dest_value", 255, ""),
     sa.Column("hangup_cause", sa.Integer(), nullable=True),
+    # a prompt played before a hang-up destination ("we are closed"), or empty
+    _str("message", 128, ""),
     _str("description", 255, ""),
     _bool("enabled", True),
     _created_at(),
@@ -216,6 +237,8 @@ calls = sa.Table(
     sa.Column("hangup_cause", sa.Integer(), nullable=True),
     sa.Column("hangup_cause_text", sa.String(128), nullable=True),
     sa.Column("route_error", sa.Text(), nullable=True),
+    sa.Column("call_type", sa.String(16), nullable=True),
+    sa.Column("placed_by_agent", sa.String(32), nullable=True),
     sa.Index(None, "caller_num"),
     **MYSQL_TABLE_OPTIONS,
 )
@@ -251,6 +274,257 @@ ps_contacts = sa.Table(
     # JSON object of every column Asterisk stored for the contact.
     sa.Column("fields", sa.Text(), nullable=False),
     _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+# ------------------------------------------------------------------------------------ call center (issue 3)
+agent_queues = sa.Table(
+    "agent_queues",
+    metadata,
+    # the queues an agent serves (skills): they become queue_members rows while the agent is logged in
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("queue_id", sa.Integer(), sa.ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    _int("penalty", 0),
+    sa.UniqueConstraint("agent_id", "queue_id"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+pause_reasons = sa.Table(
+    "pause_reasons",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    _bool("paid", False),
+    sa.Column("max_duration_s", sa.Integer(), nullable=True),
+    _bool("enabled", True),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+agent_status = sa.Table(
+    "agent_status",
+    metadata,
+    # the runtime state of each agent (domain/agent_state.py); one row per agent that ever logged in
+    sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("phone", sa.String(64), nullable=True, unique=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    _str("pause_reason", 64, ""),
+    sa.Column("state_since", Timestamp(), nullable=False),
+    sa.Column("logged_in_at", Timestamp(), nullable=True),
+    sa.Column("wrapup_until", Timestamp(), nullable=True),
+    _int("missed_in_row", 0),
+    _int("missed_total", 0),
+    sa.Column("call_id", sa.String(40), nullable=True),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+agent_events = sa.Table(
+    "agent_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("agent_id", sa.Integer(), nullable=False),
+    sa.Column("ts", Timestamp(), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=False),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    _str("reason", 128, ""),
+    _str("phone", 64, ""),
+    sa.Column("call_id", sa.String(40), nullable=True),
+    _str("actor", 64, ""),
+    sa.Index(None, "agent_id", "ts"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+service_numbers = sa.Table(
+    "service_numbers",
+    metadata,
+    # numbers a phone may dial with nobody logged in: 'help' (internal help desk) or 'emergency'
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("number", sa.String(32), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("dest_type", sa.String(16), nullable=False),
+    _str("dest_value", 255, ""),
+    _str("description", 255, ""),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+ivr_menus = sa.Table(
+    "ivr_menus",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("prompt", sa.String(128), nullable=False),
+    _str("invalid_prompt", 128, "option-is-invalid"),
+    _int("timeout_s", 5),
+    _int("max_attempts", 3),
+    # where the caller goes after max_attempts without a valid digit (empty = hang up)
+    _str("fail_type", 16, ""),
+    _str("fail_value", 255, ""),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+ivr_options = sa.Table(
+    "ivr_options",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("menu_id", sa.Integer(), sa.ForeignKey("ivr_menus.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("digit", sa.String(1), nullable=False),
+    sa.Column("dest_type", sa.String(16), nullable=False),
+    _str("dest_value", 255, ""),
+    sa.UniqueConstraint("menu_id", "digit"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+time_conditions = sa.Table(
+    "time_conditions",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    _str("timezone", 64, "UTC"),
+    # weekly hours as text "mon-fri 09:00-18:00; sat 10:00-14:00" (domain/schedule.py parses it)
+    sa.Column("hours", sa.Text(), nullable=False),
+    sa.Column("open_type", sa.String(16), nullable=False),
+    _str("open_value", 255, ""),
+    sa.Column("closed_type", sa.String(16), nullable=False),
+    _str("closed_value", 255, ""),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+holidays = sa.Table(
+    "holidays",
+    metadata,
+    # days every time condition treats as closed
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("day", sa.Date(), nullable=False, unique=True),
+    _str("name", 128, ""),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+call_type_rules = sa.Table(
+    "call_type_rules",
+    metadata,
+    # number classification for limits: the first rule (lowest position) whose pattern matches wins
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("pattern", sa.String(64), nullable=False),
+    sa.Column("call_type", sa.String(16), nullable=False),
+    sa.UniqueConstraint("pattern"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+quota_usage = sa.Table(
+    "quota_usage",
+    metadata,
+    sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("day", sa.Date(), primary_key=True),
+    _int("calls", 0),
+    _int("seconds", 0),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+media_files = sa.Table(
+    "media_files",
+    metadata,
+    # uploaded prompts and music-on-hold files, converted to 8 kHz mono WAV (features/media)
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # 'prompt' | 'moh'
+    _str("moh_class", 64, ""),
+    _str("original_name", 255, ""),
+    sa.Column("sha256", sa.CHAR(64), nullable=False),
+    sa.Column("duration_s", sa.Double(), nullable=False),
+    sa.Column("size", sa.Integer(), nullable=False),
+    _created_at(),
+    sa.UniqueConstraint("kind", "moh_class", "name"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+moh_classes = sa.Table(
+    "moh_classes",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    _bool("random", False),
+    _created_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("call_id", sa.String(40), nullable=False, index=True),
+    sa.Column("node", sa.String(64), nullable=False),
+    # the file MixMonitor wrote (path as the node sees it), unique so a report is taken once
+    sa.Column("source", sa.String(255), nullable=False, unique=True),
+    # recording | pending | stored | failed | deleted
+    sa.Column("state", sa.String(16), nullable=False),
+    _int("attempts", 0),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("next_attempt_at", Timestamp(), nullable=True),
+    sa.Column("storage_key", sa.String(255), nullable=True),
+    sa.Column("size", sa.BigInteger(), nullable=True),
+    sa.Column("duration_s", sa.Double(), nullable=True),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("stored_at", Timestamp(), nullable=True),
+    sa.Column("deleted_at", Timestamp(), nullable=True),
+    sa.Index(None, "state", "next_attempt_at"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    # E.164-ish digits, the key a caller is found by
+    sa.Column("phone", sa.String(64), nullable=False, index=True),
+    _str("email", 255, ""),
+    _str("external_id", 128, ""),
+    # JSON object of strings shown in the screen pop
+    sa.Column("data", sa.Text(), nullable=False),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("url", sa.String(1024), nullable=False),
+    # the HMAC key; kept readable because Hotline signs with it (it is generated, shown once on creation)
+    sa.Column("secret", sa.String(128), nullable=False),
+    # comma-separated event names or '*'
+    _str("events", 1024, "*"),
+    _bool("enabled", True),
+    _created_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.Integer(), sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event_id", sa.String(40), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    # pending | delivered | failed
+    sa.Column("state", sa.String(16), nullable=False),
+    _int("attempts", 0),
+    sa.Column("last_status", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("next_attempt_at", Timestamp(), nullable=True),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("delivered_at", Timestamp(), nullable=True),
+    sa.Index(None, "state", "next_attempt_at"),
     **MYSQL_TABLE_OPTIONS,
 )
 

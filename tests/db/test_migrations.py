@@ -48,7 +48,7 @@ def schema_diff(engine: Engine) -> list[Any]:
 
 
 def test_upgraded_database_matches_metadata(engine: Engine) -> None:
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0001"
+    assert migrate.current_revision(engine) == migrate.head_revision() == "0002"
     assert schema_diff(engine) == []
 
 
@@ -58,7 +58,7 @@ def test_downgrade_drops_everything_and_upgrade_restores(engine: Engine) -> None
     assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
 
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0001"
+    assert migrate.current_revision(engine) == migrate.head_revision()
     assert schema_diff(engine) == []
     with engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(sa.select(tables.config_version))] == [(1, 0)]
@@ -66,7 +66,7 @@ def test_downgrade_drops_everything_and_upgrade_restores(engine: Engine) -> None
 
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0001"
+    assert migrate.current_revision(engine) == migrate.head_revision()
 
 
 def test_upgrade_from_url_does_not_depend_on_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +77,7 @@ def test_upgrade_from_url_does_not_depend_on_cwd(tmp_path: Path, monkeypatch: py
 
     eng = create_engine_for(url)
     try:
-        assert migrate.current_revision(eng) == "0001"
+        assert migrate.current_revision(eng) == migrate.head_revision()
         assert schema_diff(eng) == []
     finally:
         eng.dispose()

@@ -1,5 +1,9 @@
 """Synchronous repositories over Hotline's tables: configuration, PJSIP contacts, the call journal.
 
+This package's root holds the core repositories and the shared validators (`_text`, `_int`, ...);
+each feature with its own tables has its repository in a submodule (agents.py, recordings.py,
+webhooks.py, ...), which imports the validators from here.
+
 Responsibility: validate what callers write, run each method as one short transaction, turn rows into
 the frozen domain values of `hotline.domain`, and translate database errors into Hotline's
 (`IntegrityError` -> `ConflictError`, `raise ... from`).  The service layer calls these methods through
