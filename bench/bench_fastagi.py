@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,12 @@ async def _serve_hotline_routing() -> dict[str, Any]:
     from hotline.db import migrate
     from hotline.db.engine import create_engine_for
     from hotline.db.repositories import CallRepository
+    from hotline.db.repositories.agents import AgentStateRepository
     from hotline.domain.config import ConfigSnapshot, DidRoute, Queue
+    from hotline.features.agents.service import AgentService
     from hotline.features.journal.service import JournalService
     from hotline.features.routing.agi_handlers import RoutingHandlers
+    from hotline.features.routing.router import RouteContext
 
     tmp = tempfile.mkdtemp(prefix="hotline-bench-agi-")
     try:
@@ -144,7 +148,8 @@ async def _serve_hotline_routing() -> dict[str, Any]:
             description="bench", enabled=True,
         )  # fmt: skip
         snapshot = ConfigSnapshot(version=1, queues=(queue,), did_routes=(route,))
-        handlers = RoutingHandlers(lambda: snapshot, journal)
+        agents = AgentService(AgentStateRepository(engine), lambda: snapshot)
+        handlers = RoutingHandlers(lambda node: RouteContext(snapshot, datetime.now(UTC)), journal, agents)
         flusher = asyncio.get_running_loop().create_task(journal.flush_loop(), name="journal-flush")
         server = AGIServer({"inbound": handlers.inbound})
         await server.start("127.0.0.1", 0)

@@ -3,8 +3,8 @@
 `Hotline(settings)` builds every component with its collaborators passed in; `start()` starts them in
 dependency order as named, supervised tasks and `stop()` stops them in reverse order:
 
-    database (migrated) -> configuration snapshot -> realtime backend -> journal -> AMI clients
-    -> FastAGI server -> HTTP server (health + realtime)
+    database (migrated) -> configuration snapshot -> realtime backend -> agents' state -> journal
+    -> AMI clients -> FastAGI server -> HTTP server (health + realtime)
 
 No module-level state: two Hotline instances can run in one process (the tests do).
 """
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -28,11 +29,14 @@ from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
 from hotline.db.engine import create_engine_for
 from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
+from hotline.db.repositories.agents import AgentStateRepository
 from hotline.errors import NotFoundError, ValidationError
+from hotline.features.agents.service import AgentService
 from hotline.features.cluster.service import NodeService
 from hotline.features.config.service import ConfigService
 from hotline.features.journal.service import JournalService
 from hotline.features.routing.agi_handlers import RoutingHandlers
+from hotline.features.routing.router import RouteContext
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,12 +66,18 @@ class Hotline:
             max_pending=settings.journal_max_pending,
             call_idle_timeout=settings.call_idle_timeout,
         )
-        self.nodes = NodeService(settings, self.config_repo, self.journal)
+        self.agent_repo = AgentStateRepository(self.engine)
+        self.agents = AgentService(self.agent_repo, lambda: self.config.snapshot, pauser=self._queue_pause)
+        self.nodes = NodeService(settings, self.config_repo, self.journal, listeners=[self.agents.on_ami])
         self.routing = RoutingHandlers(
-            lambda: self.config.snapshot, self.journal, decision_timeout=settings.agi_decision_timeout
+            self._route_context,
+            self.journal,
+            self.agents,
+            decision_timeout=settings.agi_decision_timeout,
+            pause_code_reason=settings.agent_pause_code_reason,
         )
         self.agi = AGIServer(
-            {"inbound": self.routing.inbound, "outbound": self.routing.outbound},
+            self.routing.routes(),
             command_timeout=settings.agi_command_timeout,
             max_sessions=settings.agi_max_sessions,
         )
@@ -75,6 +85,23 @@ class Hotline:
         self.web = Starlette(routes=[Route("/health", self._health)])
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: uvicorn.Server | None = None
+
+    def _route_context(self, node: str) -> RouteContext:
+        s = self.settings
+        return RouteContext(
+            snap=self.config.snapshot,
+            now=datetime.now(UTC),
+            agent_on_phone=self.agents.agent_on_phone,
+            phone_of_agent=self.agents.phone_of_agent,
+            usage_today=self.agents.usage_today,
+            login_code=s.agent_login_code,
+            logoff_code=s.agent_logoff_code,
+            pause_code=s.agent_pause_code,
+            unpause_code=s.agent_unpause_code,
+        )
+
+    async def _queue_pause(self, interface: str, paused: bool, reason: str) -> None:
+        await self.nodes.queue_pause(interface, paused, reason)
 
     # ------------------------------------------------------------------ ASGI entry
     async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -161,7 +188,10 @@ class Hotline:
         self.config.subscribe(self.realtime.apply_snapshot)
         await self.config.start()
         self.config.subscribe(self.nodes.on_snapshot)
+        await self.agents.start()
         self._spawn(self.config.watch_loop(), "config-watch")
+        self._spawn(self.agents.flush_loop(), "agents-flush")
+        self._spawn(self.agents.timer_loop(), "agents-timers")
         self._spawn(self.realtime.persist_loop(), "realtime-persist")
         self._spawn(self.journal.flush_loop(), "journal-flush")
         await self.agi.start(s.agi_host, s.agi_port)
@@ -193,6 +223,8 @@ class Hotline:
             await asyncio.wait_for(self.realtime.drain(), 5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.journal.flush(), 10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.agents.flush(), 5)
         for task in reversed(self._tasks):
             if task.get_name() == "http":
                 with contextlib.suppress(Exception):

@@ -73,6 +73,16 @@ class Settings:
         "and hang up with fallback_cause.",
     )
     fallback_cause: int = _s(34, "Q.850 cause for the hang-up fallback (34 = no circuit available).")
+    # --- agents
+    agent_login_code: str = _s(
+        "*11", "Feature code a phone dials to log an agent in (agent number, then PIN, each ended by #)."
+    )
+    agent_logoff_code: str = _s("*12", "Feature code that logs off the agent on the phone.")
+    agent_pause_code: str = _s("*13", "Feature code that pauses the agent on the phone.")
+    agent_unpause_code: str = _s("*14", "Feature code that ends the pause of the agent on the phone.")
+    agent_pause_code_reason: str = _s(
+        "", "Pause reason recorded for the pause code (empty = no reason; else a configured pause reason)."
+    )
     # --- AMI
     ami_username: str = _s("hotline", "AMI user Hotline logs in with on every node.")
     ami_secret: str = _s("", "AMI secret for that user; generated.")
@@ -238,6 +248,13 @@ def load_settings(
         raise ConfigError(f"setting lab_instance: 1-16 of a-z 0-9 _ - (got {settings.lab_instance!r})")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"setting log_level: unknown level {settings.log_level!r}")
+    codes = {n: getattr(settings, n) for n in ("agent_login_code", "agent_logoff_code", "agent_pause_code",
+                                                "agent_unpause_code")}  # fmt: skip
+    for name, code in codes.items():
+        if not re.fullmatch(r"[*#0-9]{2,8}", code):
+            raise ConfigError(f"setting {name}: 2-8 of 0-9 * # (got {code!r})")
+    if len(set(codes.values())) != len(codes):
+        raise ConfigError("settings agent_*_code: the feature codes must differ from each other")
     if create_secrets:
         settings = _with_secrets(settings)
     return settings

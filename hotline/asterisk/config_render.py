@@ -321,6 +321,53 @@ def _routed_chain(script: str, settings: Settings, node: NodeSpec, agi: str, *, 
     return "\n".join(out) + "\n"
 
 
+_IVR_RETRY = (
+    ' same => n(retry),ExecIf($["${HOTLINE_IVR_INVALID}" != ""]?Playback(${HOTLINE_IVR_INVALID}))',
+    " same => n,Goto(ask)",
+)
+
+
+def _hop(
+    script: str, args: str, settings: Settings, node: NodeSpec, agi: str, retry: str = "", after: tuple[str, ...] = ()
+) -> str:
+    """A later AGI hop of a call, under the same watchdog as the first; it sets HOTLINE_ACTION again.
+    `retry`: the label to go to when Hotline answers 'ivr-retry'; `after`: more priorities of the context."""
+    lines = [
+        f" same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})",
+        f" same => n,AGI({agi}/{script}?node={node.name},{args})",
+        " same => n,Set(TIMEOUT(absolute)=0)",
+    ]
+    if retry:
+        lines.append(f' same => n,GotoIf($["${{HOTLINE_ACTION}}" = "ivr-retry"]?{retry})')
+    lines += [
+        ' same => n,GotoIf($["${HOTLINE_ACTION}" = ""]?hotline-fallback,s,1)',
+        " same => n,Goto(hotline-do-${HOTLINE_ACTION},s,1)",
+        *after,
+        "exten => T,1,Set(TIMEOUT(absolute)=0)",
+        " same => n,Set(HOTLINE_FALLBACK_REASON=watchdog)",
+        " same => n,Goto(hotline-fallback,s,1)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _code(script: str, settings: Settings, node: NodeSpec, agi: str) -> str:
+    """A feature code: Hotline acts and sets HOTLINE_PROMPT, the phone hears it; Hotline down -> an error tone."""
+    return (
+        "\n".join(
+            [
+                f" same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})",
+                f" same => n,AGI({agi}/{script}?node={node.name})",
+                " same => n,Set(TIMEOUT(absolute)=0)",
+                ' same => n,Playback(${IF($["${HOTLINE_PROMPT}" = ""]?beeperr:${HOTLINE_PROMPT})})',
+                " same => n,Hangup()",
+                "exten => T,1,Playback(beeperr)",
+                " same => n,Hangup()",
+            ]
+        )
+        + "\n"
+    )
+
+
 def _extensions_conf(settings: Settings, node: NodeSpec) -> str:
     agi = f"agi://{settings.agi_host}:{settings.agi_port}"
     fallback_dial = settings.fallback_dial
@@ -354,19 +401,57 @@ exten => h,1,NoOp(hang-up during routing)
  same => n,Goto(hotline-fallback,s,1)
 
 [hotline-do-queue]
-exten => s,1,Queue(${{HOTLINE_QUEUE}},${{HOTLINE_QUEUE_OPTIONS}},,,${{HOTLINE_QUEUE_TIMEOUT}})
+exten => s,1,Set(QUEUE_PRIO=${{HOTLINE_QUEUE_PRIO}})
+ same => n,Queue(${{HOTLINE_QUEUE}},${{HOTLINE_QUEUE_OPTIONS}},,,${{HOTLINE_QUEUE_TIMEOUT}})
+ same => n,GotoIf($["${{HOTLINE_QUEUE_OVERFLOW}}" = "yes"]?overflow)
  same => n,Hangup(${{IF($["${{QUEUESTATUS}}" = "FULL"]?34:16)}})
-
+ same => n(overflow),NoOp(queue ${{HOTLINE_QUEUE}} ended with ${{QUEUESTATUS}})
+{_hop("overflow", "${HOTLINE_CALL_ID},${HOTLINE_QUEUE},${QUEUESTATUS}", settings, node, agi)}
 [hotline-do-dial]
 exten => s,1,Dial(${{HOTLINE_DIAL}},${{HOTLINE_DIAL_TIMEOUT}})
  same => n,Hangup()
 
+; A message (early media, the call is not answered) then the hang-up cause.
 [hotline-do-hangup]
 exten => s,1,GotoIf($["${{HOTLINE_MESSAGE}}" = ""]?bye)
- same => n,Answer()
- same => n,Playback(${{HOTLINE_MESSAGE}})
+ same => n,Progress()
+ same => n,Playback(${{HOTLINE_MESSAGE}},noanswer)
  same => n(bye),Hangup(${{HOTLINE_CAUSE}})
 
+; A call refused by its agent group's limits (the journal says why).
+[hotline-do-refused]
+exten => s,1,Goto(hotline-do-hangup,s,1)
+
+; SIP redirect: Transfer() on a channel that is not answered ends the INVITE with 302 and this Contact
+; (chan_pjsip transfer_redirect). Nothing may answer the channel before.
+[hotline-do-redirect]
+exten => s,1,Transfer(PJSIP/${{HOTLINE_REDIRECT}})
+ same => n,Log(WARNING,Redirect of ${{HOTLINE_CALL_ID}} to ${{HOTLINE_REDIRECT}}: ${{TRANSFERSTATUS}} ${{TRANSFERSTATUSPROTOCOL}})
+ same => n,Hangup(${{IF($["${{TRANSFERSTATUS}}" = "SUCCESS"]?16:41)}})
+
+; IVR menu: prompt, one digit, Hotline decides (an option, a retry, or the menu's failure path).
+[hotline-do-ivr]
+exten => s,1,Answer()
+ same => n,Set(HOTLINE_IVR_TRY=0)
+ same => n(ask),Set(HOTLINE_IVR_TRY=$[${{HOTLINE_IVR_TRY}} + 1])
+ same => n,Read(HOTLINE_DIGIT,${{HOTLINE_IVR_PROMPT}},1,,1,${{HOTLINE_IVR_TIMEOUT}})
+{_hop("ivr", "${HOTLINE_CALL_ID},${HOTLINE_IVR},${HOTLINE_DIGIT},${HOTLINE_IVR_TRY}", settings, node, agi, retry="retry", after=_IVR_RETRY)}
+
+; Agents' feature codes. The PIN is read into a variable that the AGI reads with GET VARIABLE.
+[hotline-do-login]
+exten => s,1,Answer()
+ same => n,Read(HOTLINE_AGENT_NUM,agent-user,32,,2,8)
+ same => n,Read(HOTLINE_AGENT_PIN,agent-pass,12,,2,8)
+{_code("login", settings, node, agi)}
+[hotline-do-logoff]
+exten => s,1,Answer()
+{_code("logoff", settings, node, agi)}
+[hotline-do-pause]
+exten => s,1,Answer()
+{_code("pause", settings, node, agi)}
+[hotline-do-unpause]
+exten => s,1,Answer()
+{_code("unpause", settings, node, agi)}
 ; Hotline was down, refused, failed or too slow. The call still goes somewhere: the configured fallback
 ; Dial() target, else a message and a hang-up with the fallback cause. A call id is made up from the
 ; node-unique uniqueid so the call can still be traced in Asterisk's logs.

@@ -117,6 +117,12 @@ def queue_row(q: Any) -> Row:
         ("weight", str(q.weight)),
         ("announce_frequency", str(q.announce_frequency)),
         ("announce_holdtime", q.announce_holdtime),
+        ("announce_position", q.announce_position),
+        ("announce_position_limit", str(q.announce_position_limit)),
+        *((("periodic_announce", q.periodic_announce),) if q.periodic_announce else ()),
+        ("periodic_announce_frequency", str(q.periodic_announce_frequency)),
+        # Hotline pauses agents itself after N missed calls (features/agents), per group
+        ("autopause", "no"),
         ("setinterfacevar", "yes"),
         ("setqueueentryvar", "yes"),
         ("setqueuevar", "yes"),

@@ -356,7 +356,7 @@ ivr_menus = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True),
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     sa.Column("prompt", sa.String(128), nullable=False),
-    _str("invalid_prompt", 128, "option-is-invalid"),
+    _str("invalid_prompt", 128, "pm-invalid-option"),
     _int("timeout_s", 5),
     _int("max_attempts", 3),
     # where the caller goes after max_attempts without a valid digit (empty = hang up)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,12 @@ import pytest
 from hotline.asterisk.agi_server import AGIServer
 from hotline.db.engine import create_engine_for
 from hotline.db.repositories import CallRepository, ConfigRepository
+from hotline.db.repositories.agents import AgentStateRepository
 from hotline.domain.config import ConfigSnapshot
+from hotline.features.agents.service import AgentService
 from hotline.features.journal.service import JournalService
 from hotline.features.routing.agi_handlers import RoutingHandlers
-from hotline.features.routing.router import Decision
+from hotline.features.routing.router import Decision, RouteContext
 
 FIX = Path(__file__).parents[1] / "fixtures" / "agi"
 ENV = FIX.joinpath("inbound_from_asterisk.bin").read_bytes().split(b"\n\n", 1)[0] + b"\n\n"
@@ -56,7 +59,10 @@ async def stack(sqlite_url: str):  # type: ignore[no-untyped-def]
     config.add_route("5100", "queue", "support")
     snap = config.load_snapshot()
     journal = JournalService(CallRepository(engine))
-    handlers = RoutingHandlers(lambda: snap, journal, decision_timeout=0.3)
+    agents = AgentService(AgentStateRepository(engine), lambda: snap)
+    handlers = RoutingHandlers(
+        lambda node: RouteContext(snap, datetime.now(UTC)), journal, agents, decision_timeout=0.3
+    )
     server = AGIServer({"inbound": handlers.inbound}, command_timeout=0.5, max_sessions=3)
     await server.start("127.0.0.1", 0)
     yield server, handlers, journal, CallRepository(engine)

@@ -10,19 +10,21 @@ import pytest
 from hotline.domain.calls import CallRecord, JournalEvent
 from hotline.domain.config import ConfigSnapshot, DidRoute, Queue, QueueMember
 
+from .. import factories
+
 
 def _queue(id: int, name: str) -> Queue:
-    return Queue(id, name, "ringall", 15, 5, 0, 0, 60, "default", "yes", "no", False, 0, None, 0, "no")
+    return factories.queue(id, name)
 
 
 def _member(id: int, queue: Queue, interface: str) -> QueueMember:
-    return QueueMember(id, queue.id, queue.name, interface, "", "", 0, 0, "", None, None, f"qm-{id}", None)
+    return factories.member(id, queue, interface)
 
 
 def test_snapshot_indexes_are_derived_and_read_only() -> None:
     q1, q2 = _queue(1, "q1"), _queue(2, "q2")
     m1, m2 = _member(1, q1, "PJSIP/1"), _member(2, q1, "PJSIP/2")
-    route = DidRoute(1, "5000", "queue", "q1", None, "", True)
+    route = DidRoute(1, "5000", "queue", "q1", None, "", "", True)
     snap = ConfigSnapshot.build(7, queues=[q1, q2], queue_members=iter([m1, m2]), did_routes=[route])
     assert snap.queues == (q1, q2) and snap.queue_members == (m1, m2)
     assert dict(snap.members_by_queue) == {"q1": (m1, m2), "q2": ()}

@@ -47,12 +47,20 @@ from hotline.domain.config import (
     QUEUE_STRATEGIES,
     Agent,
     AgentGroup,
+    AgentQueue,
+    CallTypeRule,
     ConfigSnapshot,
     DidRoute,
+    Holiday,
+    IvrMenu,
+    IvrOption,
     Node,
+    PauseReason,
     Phone,
     Queue,
     QueueMember,
+    ServiceNumber,
+    TimeCondition,
 )
 from hotline.errors import (
     ConfigError,
@@ -162,7 +170,22 @@ _QUEUE_OPTIONS: dict[str, Callable[[str, object], object]] = {
     "max_wait": lambda f, v: _optional_int(f, v, minimum=1),
     "announce_frequency": _int,
     "announce_holdtime": lambda f, v: _choice(f, v, ("yes", "no", "once")),
+    "announce_position": lambda f, v: _choice(f, v, ("yes", "no", "more", "limit")),
+    "announce_position_limit": _int,
+    "periodic_announce": lambda f, v: _sound(f, v),
+    "periodic_announce_frequency": _int,
+    "priority": lambda f, v: _int(f, v, maximum=1000),
+    "overflow_type": lambda f, v: _choice(f, v, ("", *DEST_TYPES)),
+    "overflow_value": lambda f, v: _text(f, v, 255),
+    "recording": lambda f, v: _choice(f, v, ("always", "never")),
 }
+
+
+def _sound(field: str, value: object) -> str:
+    """A sound Asterisk plays: a core sound name or an uploaded prompt name (letters, digits, / . _ -)."""
+    if value == "":
+        return ""
+    return _token(field, value, r"[A-Za-z0-9_][A-Za-z0-9/._-]{0,127}", "a sound or prompt name")
 
 
 def _queue_options(options: Mapping[str, object]) -> dict[str, object]:
@@ -258,6 +281,14 @@ _agent = _mapper(Agent, flags=("enabled",))
 _queue = _mapper(Queue, flags=("ringinuse",))
 _member = _mapper(QueueMember, flags=("ringinuse",))
 _route = _mapper(DidRoute, flags=("enabled",))
+_agent_queue = _mapper(AgentQueue)
+_pause_reason = _mapper(PauseReason, flags=("paid", "enabled"))
+_service_number = _mapper(ServiceNumber)
+_ivr_menu = _mapper(IvrMenu)
+_ivr_option = _mapper(IvrOption)
+_time_condition = _mapper(TimeCondition)
+_holiday = _mapper(Holiday)
+_call_type_rule = _mapper(CallTypeRule)
 _node = _mapper(Node, convert={"last_seen_at": lambda v: _from_db(v), "load": float})
 
 
@@ -294,6 +325,14 @@ class ConfigRepository:
                 queue_members=map(_member, conn.execute(_MEMBERS_SELECT)),
                 did_routes=map(_route, conn.execute(sa.select(t.did_routes).order_by(t.did_routes.c.id))),
                 nodes=map(_node, conn.execute(sa.select(t.nodes).order_by(t.nodes.c.id))),
+                agent_queues=map(_agent_queue, conn.execute(sa.select(t.agent_queues).order_by(t.agent_queues.c.id))),
+                pause_reasons=map(_pause_reason, conn.execute(sa.select(t.pause_reasons))),
+                service_numbers=map(_service_number, conn.execute(sa.select(t.service_numbers))),
+                ivr_menus=map(_ivr_menu, conn.execute(sa.select(t.ivr_menus))),
+                ivr_options=map(_ivr_option, conn.execute(sa.select(t.ivr_options))),
+                time_conditions=map(_time_condition, conn.execute(sa.select(t.time_conditions))),
+                holidays=map(_holiday, conn.execute(sa.select(t.holidays))),
+                call_type_rules=map(_call_type_rule, conn.execute(sa.select(t.call_type_rules))),
             )
 
     # ---- phones
@@ -531,9 +570,11 @@ class ConfigRepository:
         *,
         hangup_cause: int | None = None,
         description: str = "",
+        message: str = "",
     ) -> DidRoute:
         _token("did", did, r"\+?[0-9A-Za-z*#]{1,63}", "a number: digits (or letters, '*', '#'), optional '+'")
         _text("description", description, 255)
+        _sound("message", message)
         with write_transaction(self._engine) as conn:
             _bump_version(conn)
             _check_route(conn, dest_type, dest_value, hangup_cause)
@@ -545,6 +586,7 @@ class ConfigRepository:
                     dest_value=dest_value,
                     hangup_cause=hangup_cause,
                     description=description,
+                    message=message,
                 ),
                 f"a route for DID {did!r} already exists",
             )
@@ -552,7 +594,7 @@ class ConfigRepository:
 
     def update_route(self, did: str, **fields: object) -> DidRoute:
         """Change some of dest_type, dest_value, hangup_cause, description, enabled; validated together."""
-        allowed = ("dest_type", "dest_value", "hangup_cause", "description", "enabled")
+        allowed = ("dest_type", "dest_value", "hangup_cause", "description", "enabled", "message")
         for key in fields:
             if key not in allowed:
                 raise ValidationError(key, f"is not a route field (known: {', '.join(allowed)})")
@@ -562,6 +604,8 @@ class ConfigRepository:
             _text("description", fields["description"], 255)
         if "enabled" in fields:
             _flag("enabled", fields["enabled"])
+        if "message" in fields:
+            _sound("message", fields["message"])
         with write_transaction(self._engine) as conn:
             _bump_version(conn)
             row = conn.execute(sa.select(t.did_routes).where(t.did_routes.c.did == did)).first()
@@ -644,22 +688,44 @@ def _refuse_if_routed(conn: Connection, dest_type: str, dest_value: str) -> None
 
 
 def _check_route(conn: Connection, dest_type: object, dest_value: object, hangup_cause: object) -> None:
-    _choice("dest_type", dest_type, DEST_TYPES)
-    _text("dest_value", dest_value, 255)
+    check_destination(conn, "dest", dest_type, dest_value)
+    if dest_type == "hangup":
+        _optional_int("hangup_cause", hangup_cause, minimum=1, maximum=127)
+    elif hangup_cause is not None:
+        raise ValidationError("hangup_cause", "is only for hangup routes")
+
+
+# SIP URI targets of a 302 redirect: sip:/sips: URIs of printable characters, no spaces, '<', '>' or quotes
+# (they go into a Contact header).
+_SIP_URI = r"sips?:[A-Za-z0-9._~+!$&'()*,;=:@%/?-]{1,240}"
+_DEST_COLUMNS: dict[str, sa.Column[Any]] = {
+    "queue": t.queues.c.name,
+    "agent": t.agents.c.number,
+    "phone": t.phones.c.name,
+    "ivr": t.ivr_menus.c.name,
+    "time": t.time_conditions.c.name,
+}
+
+
+def check_destination(conn: Connection, prefix: str, dest_type: object, dest_value: object) -> None:
+    """Validate a (type, value) destination against the rows it names; fields `<prefix>_type/_value`."""
+    tf, vf = f"{prefix}_type", f"{prefix}_value"
+    _choice(tf, dest_type, DEST_TYPES)
+    _text(vf, dest_value, 255)
     assert isinstance(dest_value, str)
     if dest_type == "hangup":
         if dest_value:
-            raise ValidationError("dest_value", "must be empty for a hangup route")
-        _optional_int("hangup_cause", hangup_cause, minimum=1, maximum=127)
+            raise ValidationError(vf, "must be empty for a hangup destination")
         return
-    if hangup_cause is not None:
-        raise ValidationError("hangup_cause", "is only for hangup routes")
     if dest_type == "external":
-        _token("dest_value", dest_value, r"\+?[0-9*#]{1,32}", "a phone number")
+        _token(vf, dest_value, r"\+?[0-9*#]{1,32}", "a phone number")
         return
-    column = {"queue": t.queues.c.name, "agent": t.agents.c.number, "phone": t.phones.c.name}[str(dest_type)]
+    if dest_type == "redirect":
+        _token(vf, dest_value, _SIP_URI, "a SIP URI such as sip:+4930123@carrier.example")
+        return
+    column = _DEST_COLUMNS[str(dest_type)]
     if conn.execute(sa.select(column).where(column == dest_value)).first() is None:
-        raise ValidationError("dest_value", f"there is no {dest_type} {dest_value!r}")
+        raise ValidationError(vf, f"there is no {dest_type} {dest_value!r}")
 
 
 # ----------------------------------------------------------------------------- ContactRepository

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,16 +20,25 @@ from hotline.db.repositories import ConfigRepository
 from hotline.domain.config import ConfigSnapshot
 from hotline.errors import HotlineError, NodeUnavailableError
 from hotline.features.journal.service import JournalService
+from hotline.protocols.ami import Message
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class NodeService:
-    def __init__(self, settings: Settings, repo: ConfigRepository, journal: JournalService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: ConfigRepository,
+        journal: JournalService,
+        listeners: Sequence[Callable[[str, Message], None]] = (),
+    ) -> None:
         self._settings = settings
         self._repo = repo
         self._journal = journal
+        self._listeners = tuple(listeners)
+        self.listener_errors = 0
         self.clients: dict[str, AMIClient] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._state_tasks: set[asyncio.Task[None]] = set()
@@ -93,7 +102,7 @@ class NodeService:
                     port=n.ami_port,
                     username=s.ami_username,
                     secret=s.ami_secret,
-                    on_event=self._journal.on_ami,
+                    on_event=self._on_event if self._listeners else self._journal.on_ami,
                     on_state=self._on_state,
                     keepalive=s.ami_keepalive,
                     action_timeout=s.ami_action_timeout,
@@ -101,6 +110,39 @@ class NodeService:
                 )
                 self.clients[name] = client
                 self._tasks[name] = asyncio.get_running_loop().create_task(client.run(), name=f"ami-{name}")
+
+    def _on_event(self, node: str, msg: Message) -> None:
+        """Every AMI event: the journal first, then each feature listening (agents, recordings...).
+        Listeners never block; one that raises is counted and logged, the others still get the event."""
+        self._journal.on_ami(node, msg)
+        for listener in self._listeners:
+            try:
+                listener(node, msg)
+            except Exception:
+                self.listener_errors += 1
+                log.exception("AMI listener %r failed on %s", listener, msg.name)
+
+    async def queue_pause(self, interface: str, paused: bool, reason: str) -> None:
+        """Pause or unpause `interface` in every queue of every connected node (AMI QueuePause).
+
+        Raises NodeUnavailableError naming the nodes that did not confirm; the others are paused."""
+        failed: list[str] = []
+        fields = {"Interface": interface, "Paused": "true" if paused else "false"}
+        if paused and reason:
+            fields["Reason"] = reason
+        for name, client in list(self.clients.items()):
+            if not client.connected:
+                failed.append(f"{name} (not connected)")
+                continue
+            try:
+                await client.action("QueuePause", fields)
+            except HotlineError as exc:
+                # "Interface not found" when no queue of this node has loaded the member yet: app_queue
+                # reads the pause from realtime when it loads the queue, so that node is fine.
+                if "not found" not in str(exc).lower():
+                    failed.append(f"{name} ({exc})")
+        if failed:
+            raise NodeUnavailableError(f"QueuePause {interface} not confirmed by {', '.join(failed)}")
 
     def _stop(self, name: str) -> None:
         self.clients.pop(name, None)

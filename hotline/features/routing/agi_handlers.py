@@ -1,13 +1,19 @@
 """FastAGI entry points of a call: give it a Hotline call id, decide where it goes, tell the channel.
 
-`inbound` (calls from the carrier, dialplan context hotline-inbound) and `outbound` (calls dialled by a
-phone, context hotline-phones).  Sequence per call:
-1. SET VARIABLE __HOTLINE_CALL_ID (double underscore: inherited by every channel the call creates) and
-   open the call in the journal, which links the caller's channel to the id;
-2. decide, bounded by `decision_timeout`; any failure (timeout, error) is journaled as RouteFailed and
-   the handler returns without setting HOTLINE_ACTION, so the dialplan runs the fallback;
-3. set the decision's variables, HOTLINE_ACTION last (the dialplan branches on it).
-A call that already has a call id (it came from another node or back through a transfer) keeps it.
+Scripts (the path of `agi://host:port/<script>` in the rendered dialplan, config_render.py):
+- `inbound` (calls from the carrier, context hotline-inbound) and `outbound` (dialled on a phone,
+  context hotline-phones) open the call:
+  1. SET VARIABLE __HOTLINE_CALL_ID (double underscore: inherited by every channel the call creates) and
+     open the call in the journal, which links the caller's channel to the id;
+  2. decide, bounded by `decision_timeout`; any failure (timeout, error) is journaled as RouteFailed and
+     the handler returns without setting HOTLINE_ACTION, so the dialplan runs the fallback;
+  3. set the decision's variables, HOTLINE_ACTION last (the dialplan branches on it).
+  A call that already has a call id (it came from another node or back through a transfer) keeps it.
+- `ivr` (args: call id, menu, digit, attempt) and `overflow` (args: call id, queue, QUEUESTATUS) are later
+  hops of a call that has its id: they only decide.
+- `login`, `logoff`, `pause`, `unpause`: agents' feature codes on a phone; they set HOTLINE_PROMPT (what the
+  phone hears) and journal the outcome.  The PIN is read with GET VARIABLE, never passed as an AGI
+  argument (arguments appear in Asterisk's verbose log).
 """
 
 from __future__ import annotations
@@ -17,42 +23,87 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from hotline.asterisk.agi_server import AGISession
-from hotline.domain.config import ConfigSnapshot
+from hotline.errors import ConflictError, HotlineError, NotFoundError
+from hotline.features.agents.service import AgentService, AuthenticationError
 from hotline.features.journal.service import JournalService
-from hotline.features.routing.router import Decision, decide_inbound, decide_internal
+from hotline.features.routing.router import (
+    Decision,
+    RouteContext,
+    decide_inbound,
+    decide_internal,
+    decide_ivr,
+    decide_overflow,
+)
 from hotline.ids import new_call_id
 
 log = logging.getLogger(__name__)
 
-Decider = Callable[[AGISession, ConfigSnapshot], Awaitable[Decision]]
+Decider = Callable[[AGISession, RouteContext], Awaitable[Decision]]
+#: Enriches an inbound call before routing (caller lookup); returns variables to set (e.g. CALLERID(name)).
+Enricher = Callable[[str, AGISession], Awaitable[dict[str, str]]]
+
+# Caller-id "numbers" Asterisk uses when there is none.
+_UNKNOWN = ("", "unknown", "anonymous")
+
+
+def endpoint_of(channel: str) -> str:
+    """The PJSIP endpoint of a channel name: 'PJSIP/2101-0000000a' -> '2101'."""
+    tech, _, rest = channel.partition("/")
+    return rest.rpartition("-")[0] if tech == "PJSIP" and "-" in rest else ""
 
 
 class RoutingHandlers:
     def __init__(
         self,
-        snapshot: Callable[[], ConfigSnapshot],
+        context: Callable[[str], RouteContext],
         journal: JournalService,
+        agents: AgentService,
         *,
         decision_timeout: float = 1.0,
+        enrich: Enricher | None = None,
+        pause_code_reason: str = "",
     ) -> None:
-        self._snapshot = snapshot
+        self._context = context
         self._journal = journal
+        self._agents = agents
         self._timeout = decision_timeout
+        self._enrich = enrich
+        self._pause_reason = pause_code_reason
         self.decided = 0
         self.failed = 0
 
+    def routes(self) -> dict[str, Callable[[AGISession], Awaitable[None]]]:
+        return {
+            "inbound": self.inbound,
+            "outbound": self.outbound,
+            "ivr": self.ivr,
+            "overflow": self.overflow,
+            "login": self.login,
+            "logoff": self.logoff,
+            "pause": self.pause,
+            "unpause": self.unpause,
+        }
+
+    # ------------------------------------------------------------------ first contact
     async def inbound(self, session: AGISession) -> None:
         await self._route(session, self._decide_inbound)
 
     async def outbound(self, session: AGISession) -> None:
         await self._route(session, self._decide_internal)
 
-    async def _decide_inbound(self, session: AGISession, snap: ConfigSnapshot) -> Decision:
-        return decide_inbound(snap, session.env.extension)
+    async def _decide_inbound(self, session: AGISession, ctx: RouteContext) -> Decision:
+        return decide_inbound(ctx, session.env.extension)
 
-    async def _decide_internal(self, session: AGISession, snap: ConfigSnapshot) -> Decision:
-        caller = session.env.variables.get("callerid", "")
-        return decide_internal(snap, caller, session.env.extension)
+    async def _decide_internal(self, session: AGISession, ctx: RouteContext) -> Decision:
+        phone = endpoint_of(session.env.channel)
+        agent = self._agents.agent_on_phone(phone)
+        if agent is not None:  # quota usage survives restarts: read once per agent and day
+            await self._agents.load_usage(agent.id)
+        decision = decide_internal(ctx, phone, session.env.extension)
+        counted = decision.action == "dial" and decision.call_type not in ("internal", "emergency", "help")
+        if counted and agent is not None:
+            self._agents.count_usage(agent.id, calls=1)
+        return decision
 
     async def _route(self, session: AGISession, decide: Decider) -> None:
         env = session.env
@@ -99,9 +150,18 @@ class RoutingHandlers:
             uniqueid=env.uniqueid,
             channel=env.channel,
         )
+        await self._decide_and_apply(session, call_id, node, decide, enrich=env.script == "inbound")
+
+    async def _decide_and_apply(
+        self, session: AGISession, call_id: str, node: str, decide: Decider, *, enrich: bool = False
+    ) -> None:
+        env = session.env
+        extra: dict[str, str] = {}
         try:
             async with asyncio.timeout(self._timeout):  # no extra task per call, unlike wait_for
-                decision = await decide(session, self._snapshot())
+                decision = await decide(session, self._context(node))
+                if enrich and self._enrich is not None and decision.action in ("queue", "dial", "ivr"):
+                    extra = await self._enrich(call_id, session)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # TimeoutError included: Hotline cannot decide, the fallback takes over
@@ -119,20 +179,100 @@ class RoutingHandlers:
             )
             await session.set_variable("HOTLINE_FALLBACK_REASON", f"hotline-{reason}")
             return
-        for name, value in decision.variables:
+        for name, value in (*decision.variables, *extra.items()):
             await session.set_variable(name, value)
         await session.set_variable("HOTLINE_ACTION", decision.action)
         self.decided += 1
+        data = decision.as_dict()
+        if decision.agent:
+            data["agent"] = decision.agent
         self._journal.record(
-            call_id,
-            "Routed",
-            decision.as_dict(),
-            node=node,
-            source="agi",
-            uniqueid=env.uniqueid,
-            channel=env.channel,
+            call_id, "Routed", data, node=node, source="agi", uniqueid=env.uniqueid, channel=env.channel
         )
+
+    # ------------------------------------------------------------------ later hops
+    async def ivr(self, session: AGISession) -> None:
+        call_id, menu, digit, attempt = (*session.env.args, "", "", "", "")[:4]
+
+        async def decide(_: AGISession, ctx: RouteContext) -> Decision:
+            try:
+                n = int(attempt)
+            except ValueError:
+                n = 1
+            return decide_ivr(ctx, menu, digit if len(digit) == 1 else "", n)
+
+        await self._hop(session, call_id, decide)
+
+    async def overflow(self, session: AGISession) -> None:
+        call_id, queue, status = (*session.env.args, "", "", "")[:3]
+
+        async def decide(_: AGISession, ctx: RouteContext) -> Decision:
+            return decide_overflow(ctx, queue, status)
+
+        await self._hop(session, call_id, decide)
+
+    async def _hop(self, session: AGISession, call_id: str, decide: Decider) -> None:
+        node = session.env.query.get("node", "")
+        if not call_id:
+            call_id = await session.get_variable("HOTLINE_CALL_ID") or new_call_id()
+        await session.set_variable("HOTLINE_ACTION", "")
+        await self._decide_and_apply(session, call_id, node, decide)
+
+    # ------------------------------------------------------------------ agents' feature codes
+    async def login(self, session: AGISession) -> None:
+        phone = endpoint_of(session.env.channel)
+        number = await session.get_variable("HOTLINE_AGENT_NUM") or ""
+        pin = await session.get_variable("HOTLINE_AGENT_PIN") or ""
+        try:
+            await self._agents.login(number, pin, phone, actor=f"phone {phone}")
+            prompt, outcome = "agent-loginok", "ok"
+        except AuthenticationError:
+            prompt, outcome = "agent-incorrect", "wrong number or PIN"
+        except HotlineError as exc:
+            prompt, outcome = "agent-incorrect", str(exc)
+        await self._code_done(session, "AgentLoginCode", prompt, {"agent": number, "phone": phone, "outcome": outcome})
+
+    async def logoff(self, session: AGISession) -> None:
+        phone = endpoint_of(session.env.channel)
+        try:
+            status = await self._agents.logoff_phone(phone, actor=f"phone {phone}", reason="logoff code")
+            outcome = "ok" if status is not None else "nobody logged in"
+        except HotlineError as exc:
+            outcome = str(exc)
+        await self._code_done(session, "AgentLogoffCode", "agent-loggedoff", {"phone": phone, "outcome": outcome})
+
+    async def pause(self, session: AGISession) -> None:
+        await self._pause_code(session, True)
+
+    async def unpause(self, session: AGISession) -> None:
+        await self._pause_code(session, False)
+
+    async def _pause_code(self, session: AGISession, paused: bool) -> None:
+        phone = endpoint_of(session.env.channel)
+        agent = self._agents.agent_on_phone(phone)
+        prompt, outcome = "beeperr", "nobody logged in"
+        if agent is not None:
+            try:
+                if paused:
+                    await self._agents.pause(agent.number, self._pause_reason, actor=f"phone {phone}")
+                else:
+                    await self._agents.unpause(agent.number, actor=f"phone {phone}")
+                prompt, outcome = "beep", "ok"
+            except (ConflictError, NotFoundError, HotlineError) as exc:
+                outcome = str(exc)
+        event = "AgentPauseCode" if paused else "AgentUnpauseCode"
+        await self._code_done(session, event, prompt, {"phone": phone, "outcome": outcome})
+
+    async def _code_done(self, session: AGISession, event: str, prompt: str, data: dict[str, str]) -> None:
+        env = session.env
+        call_id = await session.get_variable("HOTLINE_CALL_ID")
+        if call_id:
+            self._journal.record(
+                call_id, event, data, node=env.query.get("node", ""), source="agi", uniqueid=env.uniqueid,
+                channel=env.channel,
+            )  # fmt: skip
+        await session.set_variable("HOTLINE_PROMPT", prompt)
 
 
 def _known(v: str) -> str | None:
-    return None if v in ("", "unknown") else v
+    return None if v in _UNKNOWN else v

@@ -105,7 +105,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("prompt", sa.String(length=128), nullable=False),
-        sa.Column("invalid_prompt", sa.String(length=128), server_default="option-is-invalid", nullable=False),
+        sa.Column("invalid_prompt", sa.String(length=128), server_default="pm-invalid-option", nullable=False),
         sa.Column("timeout_s", sa.Integer(), server_default=sa.text("5"), nullable=False),
         sa.Column("max_attempts", sa.Integer(), server_default=sa.text("3"), nullable=False),
         sa.Column("fail_type", sa.String(length=16), server_default="", nullable=False),
