@@ -189,6 +189,7 @@ class Hotline:
         await self.config.start()
         self.config.subscribe(self.nodes.on_snapshot)
         await self.agents.start()
+        self.config.subscribe(self.agents.on_snapshot)
         self._spawn(self.config.watch_loop(), "config-watch")
         self._spawn(self.agents.flush_loop(), "agents-flush")
         self._spawn(self.agents.timer_loop(), "agents-timers")

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hotline.errors import ConfigError, HotlineError, LabError, NotFoundError, ValidationError
+from hotline.domain.config import CALL_TYPES, DEST_TYPES, GROUP_ACTIONS, RECORDING_POLICIES
+from hotline.errors import ConfigError, ConflictError, HotlineError, LabError, NotFoundError, ValidationError
 from hotline.settings import Settings, load_settings, settings_markdown
 
 
@@ -156,6 +157,15 @@ def cmd_queue(args: argparse.Namespace) -> int:
     elif args.queue_cmd == "member":
         m = repo.add_queue_member(args.queue, args.interface, membername=args.name or "", penalty=args.penalty)
         print(f"{m.interface} is a member of {args.queue} (uniqueid {m.uniqueid})")
+    elif args.queue_cmd == "set":
+        options: dict[str, object] = {}
+        for item in args.options:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValidationError(item, "must be OPTION=VALUE, e.g. wrapuptime=10")
+            options[key] = _option_value(value)
+        q = repo.update_queue(args.name, **options)
+        print(f"queue {q.name} changed: " + ", ".join(f"{k}={getattr(q, k)}" for k in options))
     elif args.queue_cmd == "list":
         snap = repo.load_snapshot()
         for q in snap.queues:
@@ -164,10 +174,23 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option_value(text: str) -> object:
+    """Command-line option values: integers become int, true/false become bool, 'none' becomes None."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def cmd_route(args: argparse.Namespace) -> int:
     repo = _config_repo(_settings(args))
     if args.route_cmd == "add":
-        repo.add_route(args.did, args.dest_type, args.dest_value or "", hangup_cause=args.cause)
+        repo.add_route(args.did, args.dest_type, args.dest_value or "", hangup_cause=args.cause,
+                       message=args.message or "")  # fmt: skip
         print(f"DID {args.did} -> {args.dest_type} {args.dest_value or ''}")
     elif args.route_cmd == "delete":
         repo.delete_route(args.did)
@@ -178,10 +201,179 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cc_repo(settings: Settings) -> Any:
+    from hotline.db.repositories.callcenter import CallCenterRepository
+
+    return CallCenterRepository(_engine(settings))
+
+
+def _dest(text: str | None, field: str) -> tuple[str, str]:
+    """'queue:support' -> ('queue', 'support'); 'hangup' -> ('hangup', '')."""
+    if not text:
+        return "", ""
+    kind, _, value = text.partition(":")
+    if not kind:
+        raise ValidationError(field, "must be TYPE or TYPE:VALUE, e.g. queue:support or redirect:sip:1@host")
+    return kind, value
+
+
+def _agents_run(settings: Settings, action: Any) -> Any:
+    """Run one AgentService command in this process; the running service adopts it on its next
+    configuration check (every login, logoff and pause bumps the configuration version) and tells the
+    nodes (QueuePause)."""
+    import asyncio
+
+    from hotline.db.repositories import ConfigRepository
+    from hotline.db.repositories.agents import AgentStateRepository
+    from hotline.features.agents.service import AgentService
+
+    engine = _engine(settings)
+    config = ConfigRepository(engine)
+
+    async def main() -> Any:
+        holder = [await asyncio.to_thread(config.load_snapshot)]
+        svc = AgentService(AgentStateRepository(engine), lambda: holder[0])
+        await svc.start()
+        result = await action(svc, holder[0])
+        await svc.flush()
+        return result
+
+    try:
+        return asyncio.run(main())
+    finally:
+        engine.dispose()
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
-    repo = _config_repo(_settings(args))
-    a = repo.add_agent(args.number, args.name, group=args.group, pin=args.pin, phone=args.phone)
-    print(f"agent {a.number} ({a.name}) added")
+    settings = _settings(args)
+    sub = args.agent_cmd
+    if sub == "add":
+        a = _config_repo(settings).add_agent(args.number, args.name, group=args.group, pin=args.pin, phone=args.phone)
+        print(f"agent {a.number} ({a.name}) added")
+    elif sub == "queue":
+        if args.remove:
+            _cc_repo(settings).remove_agent_queue(args.number, args.queue)
+            print(f"agent {args.number} no longer serves {args.queue}")
+        else:
+            _cc_repo(settings).set_agent_queue(args.number, args.queue, args.penalty)
+            print(f"agent {args.number} serves {args.queue} with penalty {args.penalty}")
+    elif sub in ("login", "logoff", "pause", "unpause"):
+        actor = f"cli {getpass.getuser()}"
+
+        async def act(svc: Any, snap: Any) -> Any:
+            if sub == "login":
+                return await svc.login(args.number, None, args.phone, actor=actor, check_pin=False)
+            if sub == "logoff":
+                return await svc.logoff(args.number, actor=actor, reason=args.reason or "")
+            if sub == "pause":
+                return await svc.pause(args.number, args.reason or "", actor=actor)
+            return await svc.unpause(args.number, actor=actor)
+
+        st = _agents_run(settings, act)
+        print(f"agent {args.number}: {st.state}" + (f" ({st.pause_reason})" if st.pause_reason else "")
+              + (f" on phone {st.phone}" if st.phone else ""))  # fmt: skip
+    elif sub == "status":
+
+        async def show(svc: Any, snap: Any) -> list[str]:
+            out = []
+            for a in snap.agents:
+                s = svc.status(a.id)
+                out.append(
+                    f"{a.number}\t{a.name}\t{s.state}\t{s.pause_reason or '-'}\t{s.phone or '-'}\t"
+                    f"since {s.state_since:%Y-%m-%d %H:%M:%S}\tmissed {s.missed_in_row}/{s.missed_total}"
+                )
+            return out  # fmt: skip
+
+        for line in _agents_run(settings, show):
+            print(line)
+    return 0
+
+
+def cmd_group(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.group_cmd == "add":
+        _config_repo(settings).add_agent_group(args.name, args.description or "")
+        print(f"agent group {args.name} added")
+        return 0
+    fields: dict[str, object] = {}
+    for key in ("max_missed_in_row", "allowed_call_types", "allowed_actions", "recording"):
+        if getattr(args, key) is not None:
+            fields[key] = getattr(args, key)
+    for key in ("daily_call_quota", "daily_minute_quota"):
+        value = getattr(args, key)
+        if value is not None:
+            fields[key] = None if value < 0 else value
+    g = _cc_repo(settings).update_agent_group(args.name, **fields)
+    quota = f"quota {g.daily_call_quota} calls, {g.daily_minute_quota} min/day"
+    print(f"group {g.name}: call types {g.allowed_call_types}; actions {g.allowed_actions}; {quota}; "
+          f"auto-pause after {g.max_missed_in_row}")  # fmt: skip
+    return 0
+
+
+def cmd_pause_reason(args: argparse.Namespace) -> int:
+    if args.reason_cmd == "list":
+        for r in _config_repo(_settings(args)).load_snapshot().pause_reasons:
+            limit = f"max {r.max_duration_s // 60} min" if r.max_duration_s else "no limit"
+            print(f"{r.name}\t{'paid' if r.paid else 'unpaid'}\t{limit}")
+        return 0
+    minutes = args.max_minutes
+    _cc_repo(_settings(args)).add_pause_reason(
+        args.name, paid=args.paid, max_duration_s=minutes * 60 if minutes else None
+    )
+    print(f"pause reason {args.name!r} added ({'paid' if args.paid else 'unpaid'})")
+    return 0
+
+
+def cmd_ivr(args: argparse.Namespace) -> int:
+    repo = _cc_repo(_settings(args))
+    if args.ivr_cmd == "add":
+        fail_type, fail_value = _dest(args.fail, "fail")
+        repo.add_ivr(args.name, args.prompt, timeout_s=args.timeout, max_attempts=args.attempts,
+                     fail_type=fail_type, fail_value=fail_value)  # fmt: skip
+        print(f"IVR menu {args.name} added")
+    else:
+        kind, value = _dest(args.destination, "destination")
+        repo.set_ivr_option(args.menu, args.digit, kind, value)
+        print(f"IVR {args.menu}: {args.digit} -> {kind} {value}")
+    return 0
+
+
+def cmd_time(args: argparse.Namespace) -> int:
+    repo = _cc_repo(_settings(args))
+    if args.time_cmd == "add":
+        ot, ov = _dest(args.open, "open")
+        ct, cv = _dest(args.closed, "closed")
+        repo.add_time_condition(args.name, args.hours, open_type=ot, open_value=ov, closed_type=ct, closed_value=cv,
+                                timezone=args.tz)  # fmt: skip
+        print(f"time condition {args.name} added")
+    elif args.time_cmd == "hours":
+        repo.update_time_condition(args.name, hours=args.hours, timezone=args.tz)
+        print(f"time condition {args.name} changed")
+    elif args.time_cmd == "holiday":
+        from datetime import date
+
+        try:
+            day = date.fromisoformat(args.day)
+        except ValueError as exc:
+            raise ValidationError("day", f"{args.day!r} is not a date YYYY-MM-DD") from exc
+        if args.delete:
+            repo.delete_holiday(day)
+            print(f"{day} is no longer a holiday")
+        else:
+            repo.add_holiday(day, args.holiday_name or "")
+            print(f"{day} is a holiday")
+    return 0
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    repo = _cc_repo(_settings(args))
+    if args.limits_cmd == "calltype":
+        repo.add_call_type_rule(args.pattern, args.call_type, position=args.position)
+        print(f"numbers matching {args.pattern} are {args.call_type}")
+    else:
+        kind, value = _dest(args.destination, "destination")
+        repo.add_service_number(args.number, args.kind, kind, value, args.description or "")
+        print(f"{args.kind} number {args.number} -> {kind} {value}")
     return 0
 
 
@@ -338,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     qm.add_argument("interface", help="e.g. PJSIP/2001")
     qm.add_argument("--name")
     qm.add_argument("--penalty", type=int, default=0)
+    qset = qs.add_parser("set", help="change options: wrapuptime=10 overflow_type=queue overflow_value=sales ...")
+    qset.add_argument("name")
+    qset.add_argument("options", nargs="+", metavar="OPTION=VALUE")
     qs.add_parser("list")
     q.set_defaults(func=cmd_queue)
 
@@ -345,20 +540,106 @@ def build_parser() -> argparse.ArgumentParser:
     rs = r.add_subparsers(dest="route_cmd", required=True)
     ra = rs.add_parser("add")
     ra.add_argument("did")
-    ra.add_argument("dest_type", choices=["queue", "agent", "phone", "external", "hangup"])
+    ra.add_argument("dest_type", choices=list(DEST_TYPES))
     ra.add_argument("dest_value", nargs="?")
     ra.add_argument("--cause", type=int)
+    ra.add_argument("--message", help="prompt played before a hangup destination")
     rs.add_parser("delete").add_argument("did")
     rs.add_parser("list")
     r.set_defaults(func=cmd_route)
 
-    ag = sub.add_parser("agent", help="add an agent")
-    ag.add_argument("number")
-    ag.add_argument("name")
-    ag.add_argument("--group")
-    ag.add_argument("--pin")
-    ag.add_argument("--phone")
+    ag = sub.add_parser("agent", help="agents: add, queues they serve, login/logoff/pause, status")
+    ags = ag.add_subparsers(dest="agent_cmd", required=True)
+    aa = ags.add_parser("add")
+    aa.add_argument("number")
+    aa.add_argument("name")
+    aa.add_argument("--group")
+    aa.add_argument("--pin", help="4-12 digits, for login from a phone (stored argon2id-hashed)")
+    aa.add_argument("--phone")
+    aq = ags.add_parser("queue", help="the agent serves QUEUE with a penalty (skill); --remove to stop")
+    aq.add_argument("number")
+    aq.add_argument("queue")
+    aq.add_argument("--penalty", type=int, default=0)
+    aq.add_argument("--remove", action="store_true")
+    al = ags.add_parser("login", help="log the agent in on a phone (as a supervisor: no PIN)")
+    al.add_argument("number")
+    al.add_argument("--phone", required=True)
+    for name in ("logoff", "pause", "unpause"):
+        x = ags.add_parser(name)
+        x.add_argument("number")
+        if name != "unpause":
+            x.add_argument("--reason")
+    ags.add_parser("status")
     ag.set_defaults(func=cmd_agent)
+
+    gr = sub.add_parser("group", help="agent groups and their limits")
+    grs = gr.add_subparsers(dest="group_cmd", required=True)
+    ga = grs.add_parser("add")
+    ga.add_argument("name")
+    ga.add_argument("--description")
+    gs = grs.add_parser("set")
+    gs.add_argument("name")
+    gs.add_argument("--max-missed-in-row", type=int, help="auto-pause after N missed calls in a row (0 = never)")
+    gs.add_argument("--allowed-call-types", help="comma list of " + ",".join(CALL_TYPES))
+    gs.add_argument("--allowed-actions", help="comma list of " + ",".join(GROUP_ACTIONS))
+    gs.add_argument("--daily-call-quota", type=int, help="calls per agent and day (-1 = none)")
+    gs.add_argument("--daily-minute-quota", type=int, help="minutes per agent and day (-1 = none)")
+    gs.add_argument("--recording", choices=list(RECORDING_POLICIES))
+    gr.set_defaults(func=cmd_group)
+
+    pr = sub.add_parser("pause-reason", help="pause reasons")
+    prs = pr.add_subparsers(dest="reason_cmd", required=True)
+    pra = prs.add_parser("add")
+    pra.add_argument("name")
+    pra.add_argument("--paid", action="store_true")
+    pra.add_argument("--max-minutes", type=int, help="the pause ends by itself after this long")
+    prs.add_parser("list")
+    pr.set_defaults(func=cmd_pause_reason)
+
+    iv = sub.add_parser("ivr", help="IVR menus")
+    ivs = iv.add_subparsers(dest="ivr_cmd", required=True)
+    ia = ivs.add_parser("add")
+    ia.add_argument("name")
+    ia.add_argument("--prompt", required=True, help="a sound name or an uploaded prompt")
+    ia.add_argument("--timeout", type=int, default=5, help="seconds to wait for a digit")
+    ia.add_argument("--attempts", type=int, default=3)
+    ia.add_argument("--fail", help="TYPE:VALUE after the last failed attempt (default: hang up)")
+    io = ivs.add_parser("option")
+    io.add_argument("menu")
+    io.add_argument("digit")
+    io.add_argument("destination", help="TYPE:VALUE, e.g. queue:support, ivr:billing, redirect:sip:1@host")
+    iv.set_defaults(func=cmd_ivr)
+
+    tc = sub.add_parser("time", help="time conditions (business hours) and holidays")
+    tcs = tc.add_subparsers(dest="time_cmd", required=True)
+    ta = tcs.add_parser("add")
+    ta.add_argument("name")
+    ta.add_argument("--hours", required=True, help="e.g. 'mon-fri 09:00-18:00; sat 10:00-14:00'")
+    ta.add_argument("--open", required=True, help="TYPE:VALUE while open")
+    ta.add_argument("--closed", required=True, help="TYPE:VALUE while closed")
+    ta.add_argument("--tz", default="UTC")
+    th = tcs.add_parser("hours")
+    th.add_argument("name")
+    th.add_argument("--hours")
+    th.add_argument("--tz")
+    hd = tcs.add_parser("holiday")
+    hd.add_argument("day", help="YYYY-MM-DD")
+    hd.add_argument("holiday_name", nargs="?")
+    hd.add_argument("--delete", action="store_true")
+    tc.set_defaults(func=cmd_time)
+
+    lm = sub.add_parser("limits", help="number classification and numbers open to every phone")
+    lms = lm.add_subparsers(dest="limits_cmd", required=True)
+    lc = lms.add_parser("calltype", help="numbers matching PATTERN are of CALL_TYPE")
+    lc.add_argument("pattern", help="Asterisk-style (_8800X.) or a plain prefix")
+    lc.add_argument("call_type", choices=list(CALL_TYPES))
+    lc.add_argument("--position", type=int, default=100, help="lower positions are tried first")
+    ls = lms.add_parser("service", help="a help or emergency number any phone may dial")
+    ls.add_argument("number")
+    ls.add_argument("kind", choices=["help", "emergency"])
+    ls.add_argument("destination", help="TYPE:VALUE, e.g. external:112 or queue:helpdesk")
+    ls.add_argument("--description")
+    lm.set_defaults(func=cmd_limits)
 
     c = sub.add_parser("calls", help="recent calls, or one call's full trace")
     c.add_argument("call_id", nargs="?")
@@ -379,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
     try:
         return int(args.func(args))
-    except (ConfigError, ValidationError, NotFoundError) as exc:
+    except (ConfigError, ValidationError, NotFoundError, ConflictError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
     except LabError as exc:

@@ -455,7 +455,9 @@ class ConfigRepository:
         with write_transaction(self._engine) as conn:
             _bump_version(conn)
             _execute_insert(conn, sa.insert(t.queues).values(name=name, **values), f"queue {name!r} already exists")
-            return _queue(conn.execute(sa.select(t.queues).where(t.queues.c.name == name)).one())
+            queue = _queue(conn.execute(sa.select(t.queues).where(t.queues.c.name == name)).one())
+            _check_overflow(conn, queue)
+            return queue
 
     def update_queue(self, name: str, **options: object) -> Queue:
         """Change some options of a queue; returns the queue as stored."""
@@ -467,7 +469,9 @@ class ConfigRepository:
             result = conn.execute(sa.update(t.queues).where(t.queues.c.name == name).values(**values))
             if result.rowcount == 0:
                 raise NotFoundError(f"queue {name!r} does not exist")
-            return _queue(conn.execute(sa.select(t.queues).where(t.queues.c.name == name)).one())
+            queue = _queue(conn.execute(sa.select(t.queues).where(t.queues.c.name == name)).one())
+            _check_overflow(conn, queue)
+            return queue
 
     def add_queue_member(
         self,
@@ -685,6 +689,16 @@ def _refuse_if_routed(conn: Connection, dest_type: str, dest_value: str) -> None
     )
     if used:
         raise ConflictError(f"{dest_type} {dest_value!r} is the destination of DID route(s) {', '.join(used)}")
+
+
+def _check_overflow(conn: Connection, queue: Queue) -> None:
+    """A queue's overflow names an existing destination (checked on the row as it will be stored)."""
+    if queue.overflow_type:
+        check_destination(conn, "overflow", queue.overflow_type, queue.overflow_value)
+        if queue.overflow_type == "queue" and queue.overflow_value == queue.name:
+            raise ValidationError("overflow_value", "a queue cannot overflow into itself")
+    elif queue.overflow_value:
+        raise ValidationError("overflow_value", "needs an overflow_type")
 
 
 def _check_route(conn: Connection, dest_type: object, dest_value: object, hangup_cause: object) -> None:

@@ -76,6 +76,8 @@ class AgentService:
         self._writes: deque[Transition] = deque()
         self._usage_writes: deque[tuple[int, date, int, int]] = deque()
         self._wake = asyncio.Event()
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
         self.write_errors = 0
 
     # ------------------------------------------------------------------ start and lookups
@@ -84,6 +86,36 @@ class AgentService:
             self._status[s.agent_id] = s
             if s.phone and s.state != st.LOGGED_OUT:
                 self._by_phone[s.phone] = s.agent_id
+
+    def on_snapshot(self, snap: ConfigSnapshot) -> None:
+        """Configuration changed (maybe a login, logoff or pause by another Hotline instance or the CLI,
+        which bump the version): re-read the statuses off the loop and adopt the newer ones."""
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.get_running_loop().create_task(self.reload(), name="agents-reload")
+            self._reload_task.add_done_callback(_log_failure)
+        else:
+            self._reload_again = True
+
+    async def reload(self) -> None:
+        while True:
+            self._reload_again = False
+            rows = await asyncio.to_thread(self._repo.load_all)
+            for row in rows:
+                cur = self._status.get(row.agent_id)
+                if cur is not None and (row == cur or row.state_since < cur.state_since):
+                    continue  # ours is as new or newer (our own write may still be on its way)
+                if self._lock(row.agent_id).locked():
+                    continue  # a command of ours is changing this agent right now
+                self._set(row, old_phone=cur.phone if cur else None)
+                was_paused = cur is not None and cur.state == st.PAUSED
+                if (row.state == st.PAUSED) != was_paused and row.phone and self._pauser is not None:
+                    # paused or unpaused elsewhere: callers already waiting on the nodes must see it too
+                    try:
+                        await self._pauser(f"PJSIP/{row.phone}", row.state == st.PAUSED, row.pause_reason)
+                    except HotlineError as exc:
+                        log.warning("agent %d: QueuePause after reload failed (%s)", row.agent_id, exc)
+            if not self._reload_again:
+                return
 
     def status(self, agent_id: int) -> AgentStatus:
         return self._status.get(agent_id) or AgentStatus.logged_out(agent_id, self._clock())
