@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -25,16 +26,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hotline.asterisk.agi_server import AGIServer
+from hotline.asterisk.config_render import NodeSpec
+from hotline.asterisk.lab import lab_node
 from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
 from hotline.db.engine import create_engine_for
 from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
 from hotline.db.repositories.agents import AgentStateRepository
-from hotline.errors import NotFoundError, ValidationError
+from hotline.db.repositories.media import MediaRepository
+from hotline.errors import HotlineError, NotFoundError, ValidationError
 from hotline.features.agents.service import AgentService
 from hotline.features.cluster.service import NodeService
 from hotline.features.config.service import ConfigService
 from hotline.features.journal.service import JournalService
+from hotline.features.media import MediaService
 from hotline.features.routing.agi_handlers import RoutingHandlers
 from hotline.features.routing.router import RouteContext
 from hotline.settings import Settings
@@ -66,6 +71,18 @@ class Hotline:
             max_pending=settings.journal_max_pending,
             call_idle_timeout=settings.call_idle_timeout,
         )
+        self.media = MediaService(
+            MediaRepository(self.engine),
+            Path(settings.media_dir),
+            self._media_node_dirs,
+            ffmpeg=settings.ffmpeg_binary,
+            max_upload_bytes=settings.media_max_upload_bytes,
+            max_duration_s=settings.media_max_duration_s,
+            convert_timeout_s=settings.media_convert_timeout_s,
+            max_concurrent_conversions=settings.media_max_concurrent_conversions,
+            sync_interval_s=settings.media_sync_interval_s,
+        )
+        self.realtime.add_node_family("musiconhold", "name", self.media.musiconhold_rows_for_node)
         self.agent_repo = AgentStateRepository(self.engine)
         self.agents = AgentService(self.agent_repo, lambda: self.config.snapshot, pauser=self._queue_pause)
         self.nodes = NodeService(settings, self.config_repo, self.journal, listeners=[self.agents.on_ami])
@@ -86,11 +103,33 @@ class Hotline:
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: uvicorn.Server | None = None
 
+    def _media_node_dirs(self) -> dict[str, tuple[Path, str]]:
+        """Each node's media folder: (as this host sees it, as Asterisk on the node sees it).  Lab nodes
+        live in the lab root; a node elsewhere needs its folder shared or synced (docs/media.md)."""
+        out = {}
+        for n in self.config.snapshot.nodes:
+            node = lab_node(self.settings, NodeSpec(n.name, n.address, n.sip_port, n.ami_port, 0, 0))
+            out[n.name] = (node.host_dir / "media", f"{node.ast_dir}/media")
+        return out
+
+    def _sound(self, node: str) -> Callable[[str], str]:
+        """Prompt names -> what the node plays: an uploaded prompt's node path, else the name (a core sound)."""
+        media = self.media
+
+        def resolve(name: str) -> str:
+            try:
+                return media.prompt_path_for_node(node, name)
+            except HotlineError:
+                return name
+
+        return resolve
+
     def _route_context(self, node: str) -> RouteContext:
         s = self.settings
         return RouteContext(
             snap=self.config.snapshot,
             now=datetime.now(UTC),
+            sound=self._sound(node),
             agent_on_phone=self.agents.agent_on_phone,
             phone_of_agent=self.agents.phone_of_agent,
             usage_today=self.agents.usage_today,
@@ -187,11 +226,14 @@ class Hotline:
         self.realtime.load_contacts((cid, tuple(fields.items())) for cid, _ep, _exp, fields in contacts)
         self.config.subscribe(self.realtime.apply_snapshot)
         await self.config.start()
+        await self.media.start()
+        self.config.subscribe(lambda _snap: self.media.notify_changed())  # other instances' uploads
         self.config.subscribe(self.nodes.on_snapshot)
         await self.agents.start()
         self.config.subscribe(self.agents.on_snapshot)
         self._spawn(self.config.watch_loop(), "config-watch")
         self._spawn(self.agents.flush_loop(), "agents-flush")
+        self._spawn(self.media.sync_loop(), "media-sync")
         self._spawn(self.agents.timer_loop(), "agents-timers")
         self._spawn(self.realtime.persist_loop(), "realtime-persist")
         self._spawn(self.journal.flush_loop(), "journal-flush")

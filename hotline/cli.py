@@ -365,6 +365,50 @@ def cmd_time(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_media(args: argparse.Namespace) -> int:
+    """Uploads from the command line: converted here, copied to the nodes by the running service, which
+    notices the configuration change (docs/media.md)."""
+    import asyncio
+
+    from hotline.db.repositories.media import MediaRepository
+    from hotline.features.media import MediaService
+
+    settings = _settings(args)
+    engine = _engine(settings)
+    media = MediaService(MediaRepository(engine), Path(settings.media_dir), lambda: {},
+                         ffmpeg=settings.ffmpeg_binary, max_upload_bytes=settings.media_max_upload_bytes,
+                         max_duration_s=settings.media_max_duration_s)  # fmt: skip
+
+    def data() -> bytes:
+        path = Path(args.file)
+        if not path.is_file():
+            raise ValidationError("file", f"{args.file} is not a readable file")
+        if path.stat().st_size > settings.media_max_upload_bytes:
+            raise ValidationError("file", f"larger than {settings.media_max_upload_bytes} bytes")
+        return path.read_bytes()
+
+    async def main() -> str:
+        await media.start()
+        if args.media_cmd == "prompt":
+            f = await media.add_prompt(args.name, data(), Path(args.file).name, replace=args.replace)
+            return f"prompt {f.name} stored ({f.duration_s:.1f} s); use it by its name in IVR menus and routes"
+        if args.media_cmd == "moh-class":
+            await media.add_moh_class(args.name, random=args.random)
+            return f"music class {args.name} added"
+        if args.media_cmd == "moh":
+            f = await media.add_moh_file(args.moh_class, args.name, data(), Path(args.file).name, replace=args.replace)
+            return f"music {args.moh_class}/{f.name} stored ({f.duration_s:.1f} s)"
+        lines = [f"prompt\t{p.name}\t{p.duration_s:.1f} s" for p in await media.list_prompts()]
+        lines += [f"moh\t{m.moh_class}/{m.name}\t{m.duration_s:.1f} s" for m in await media.list_moh_files()]
+        return "\n".join(lines) or "no media"
+
+    try:
+        print(asyncio.run(main()))
+    finally:
+        engine.dispose()
+    return 0
+
+
 def cmd_limits(args: argparse.Namespace) -> int:
     repo = _cc_repo(_settings(args))
     if args.limits_cmd == "calltype":
@@ -627,6 +671,23 @@ def build_parser() -> argparse.ArgumentParser:
     hd.add_argument("holiday_name", nargs="?")
     hd.add_argument("--delete", action="store_true")
     tc.set_defaults(func=cmd_time)
+
+    md = sub.add_parser("media", help="upload prompts and music on hold (WAV or MP3, converted for Asterisk)")
+    mds = md.add_subparsers(dest="media_cmd", required=True)
+    mp = mds.add_parser("prompt")
+    mp.add_argument("name")
+    mp.add_argument("file")
+    mp.add_argument("--replace", action="store_true")
+    mc = mds.add_parser("moh-class")
+    mc.add_argument("name")
+    mc.add_argument("--random", action="store_true")
+    mm = mds.add_parser("moh")
+    mm.add_argument("moh_class")
+    mm.add_argument("name")
+    mm.add_argument("file")
+    mm.add_argument("--replace", action="store_true")
+    mds.add_parser("list")
+    md.set_defaults(func=cmd_media)
 
     lm = sub.add_parser("limits", help="number classification and numbers open to every phone")
     lms = lm.add_subparsers(dest="limits_cmd", required=True)

@@ -73,6 +73,18 @@ class Settings:
         "and hang up with fallback_cause.",
     )
     fallback_cause: int = _s(34, "Q.850 cause for the hang-up fallback (34 = no circuit available).")
+    # --- media (prompts and music on hold)
+    media_dir: Path = _s(
+        None,
+        "Folder of converted prompts and music (<data_dir>/media); must be shared storage when several Hotline "
+        "instances run.",
+    )
+    media_max_upload_bytes: int = _s(52_428_800, "Largest prompt or music upload accepted, in bytes.")
+    media_max_duration_s: float = _s(3600.0, "Longest prompt or music file accepted, in seconds.")
+    media_convert_timeout_s: float = _s(120.0, "Seconds ffmpeg may take to convert one upload.")
+    media_max_concurrent_conversions: int = _s(2, "Uploads converted at the same time.")
+    media_sync_interval_s: float = _s(60.0, "Seconds between re-syncs of the nodes' media folders.")
+    ffmpeg_binary: str = _s("ffmpeg", "The ffmpeg binary that converts uploads and recordings.")
     # --- agents
     agent_login_code: str = _s(
         "*11", "Feature code a phone dials to log an agent in (agent number, then PIN, each ended by #)."
@@ -154,6 +166,8 @@ _INT_RANGES = {
     "journal_max_pending": (100, 10_000_000),
     "agi_max_sessions": (1, 100_000),
     "agi_watchdog": (2, 120),
+    "media_max_upload_bytes": (1024, 1_073_741_824),
+    "media_max_concurrent_conversions": (1, 64),
     "fallback_cause": (1, 127),
 }
 
@@ -237,6 +251,7 @@ def load_settings(
     coerced = {k: _coerce(k, known[k].type, v) for k, v in values.items()}
     coerced.setdefault("data_dir", _default_data_dir())
     coerced.setdefault("asterisk_root", _default_cache_dir() / "asterisk-root")
+    coerced.setdefault("media_dir", Path(coerced["data_dir"]) / "media")
     settings = Settings(**coerced)
     if settings.event_loop not in ("uvloop", "asyncio"):
         raise ConfigError(f"setting event_loop: must be 'uvloop' or 'asyncio' (got {settings.event_loop!r})")

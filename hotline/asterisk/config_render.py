@@ -100,7 +100,7 @@ MODULES = (
 SORCERY_CACHES = ("res_pjsip/auth",)
 CACHE_LIFETIME_S = 600
 
-REALTIME_FAMILIES = ("ps_endpoints", "ps_auths", "ps_aors", "ps_contacts", "queues", "queue_members")
+REALTIME_FAMILIES = ("ps_endpoints", "ps_auths", "ps_aors", "ps_contacts", "queues", "queue_members", "musiconhold")
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,8 @@ class RealtimeBackend:
         self._tables = RealtimeTables(0, {"ps_contacts": self._contacts})
         self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue(max_pending_writes)
         self._unsaved_pauses: dict[str, tuple[bool, str]] = {}
+        self._node_families: dict[str, Callable[[str], Iterable[Mapping[str, str]]]] = {}
+        self._node_keys: dict[str, str] = {}
         self.requests = 0
         self.errors = 0
 
@@ -213,6 +215,14 @@ class RealtimeBackend:
                 members.rows[uid] = tuple(merged.items())
         self._tables = tables
 
+    def add_node_family(
+        self, family: str, key: str, rows_for_node: Callable[[str], Iterable[Mapping[str, str]]]
+    ) -> None:
+        """A read-only family whose rows depend on the asking node (X-Hotline-Node), e.g. `musiconhold`,
+        whose folders are node paths.  `rows_for_node` must answer from memory."""
+        self._node_families[family] = rows_for_node
+        self._node_keys[family] = key
+
     @property
     def version(self) -> int:
         return self._tables.version
@@ -221,11 +231,18 @@ class RealtimeBackend:
         return len(self._contacts.rows)
 
     # ------------------------------------------------------------------ requests
-    def handle(self, family: str, op: str, body: bytes, query: str) -> tuple[int, str]:
+    def handle(self, family: str, op: str, body: bytes, query: str, node: str = "") -> tuple[int, str]:
         """Return (HTTP status, body) for one request. Never raises for bad input."""
         self.requests += 1
         tables = self._tables  # one consistent version for the whole request
         table = tables.tables.get(family)
+        if family in self._node_families:
+            if op not in ("single", "multi", "require"):
+                self.errors += 1
+                return 400, f"realtime family {family!r} is read-only\n"
+            table = Table(self._node_keys[family])
+            for row in self._node_families[family](node):
+                table.put(tuple(row.items()))
         if table is None:
             self.errors += 1
             log.warning("realtime: unknown family %r (op %s)", family, op)
@@ -464,7 +481,11 @@ class RealtimeASGI:
         query = scope.get("query_string", b"").decode("latin-1")
         if scope.get("method") not in ("POST", "GET"):
             return 405, "use POST\n"
-        return self.backend.handle(rest[0], rest[1], bytes(body), query)
+        node = ""
+        for k, v in scope.get("headers", ()):
+            if k == b"x-hotline-node":
+                node = v.decode("latin-1")
+        return self.backend.handle(rest[0], rest[1], bytes(body), query, node)
 
 
 def _consteq(a: bytes, b: bytes) -> bool:
