@@ -12,12 +12,13 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from hotline.asterisk import lab
 from hotline.db.engine import create_engine_for
@@ -49,6 +50,7 @@ class Lab:
     config: ConfigRepository
     calls: CallRepository
     workdir: Path
+    engine: Engine | None = None
 
     @property
     def sip_target(self) -> str:
@@ -94,15 +96,35 @@ def e2e_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield from _lab(work, db_url)
 
 
-def _lab(work: Path, db_url: str) -> Iterator[Lab]:
+def _seed_foundation(config: ConfigRepository, settings: Settings) -> None:
+    for name, pw in PHONE_PASSWORDS.items():
+        config.add_phone(name, pw, realm=settings.sip_realm, callerid=f'"Agent {name}" <{name}>')
+    config.add_queue("e2e-support", strategy="ringall", timeout=10)
+    config.add_queue_member("e2e-support", "PJSIP/2101", membername="agent-2101")
+    config.add_queue("e2e-second", strategy="ringall", timeout=10)
+    config.add_queue_member("e2e-second", "PJSIP/2102", membername="agent-2102")
+    config.add_route("5100", "queue", "e2e-support")
+    config.add_route("5101", "queue", "e2e-second")
+    config.add_route("5102", "hangup", hangup_cause=21)
+    config.add_route("7", "hangup", hangup_cause=21)  # a one-digit number is routed too
+
+
+def _lab(
+    work: Path,
+    db_url: str,
+    *,
+    instance: str = "e2e",
+    address: str = NODE_ADDRESS,
+    seed: Callable[[ConfigRepository, Settings], None] = _seed_foundation,
+) -> Iterator[Lab]:
     http_port, agi_port = free_port(), free_port()
     config_file = work / "hotline.toml"
     config_file.write_text(
         f"""data_dir = "{work / "data"}"
 http_port = {http_port}
 agi_port = {agi_port}
-lab_instance = "e2e"
-node_address_base = "{NODE_ADDRESS}"
+lab_instance = "{instance}"
+node_address_base = "{address}"
 carrier_addresses = ["{CARRIER_IP}/32"]
 carrier_contact = "sip:{CARRIER_IP}:5060"
 fallback_dial = "PJSIP/carrier/sip:fallback@{FALLBACK_IP}:{FALLBACK_PORT}"
@@ -116,16 +138,7 @@ database_url = "{db_url}"
     engine = create_engine_for(settings.effective_database_url)
     upgrade(engine)
     config = ConfigRepository(engine)
-    for name, pw in PHONE_PASSWORDS.items():
-        config.add_phone(name, pw, realm=settings.sip_realm, callerid=f'"Agent {name}" <{name}>')
-    config.add_queue("e2e-support", strategy="ringall", timeout=10)
-    config.add_queue_member("e2e-support", "PJSIP/2101", membername="agent-2101")
-    config.add_queue("e2e-second", strategy="ringall", timeout=10)
-    config.add_queue_member("e2e-second", "PJSIP/2102", membername="agent-2102")
-    config.add_route("5100", "queue", "e2e-support")
-    config.add_route("5101", "queue", "e2e-second")
-    config.add_route("5102", "hangup", hangup_cause=21)
-    config.add_route("7", "hangup", hangup_cause=21)  # a one-digit number is routed too
+    seed(config, settings)
     spec = lab.node_specs(settings, 1)[0]
     node = lab.lab_node(settings, spec)
     config.upsert_node(spec.name, spec.address, spec.sip_port, spec.ami_port)
@@ -135,11 +148,53 @@ database_url = "{db_url}"
     try:
         lab.start_node(settings, node)
         hotline.wait_nodes_connected()
-        yield Lab(settings, node, hotline, config, CallRepository(engine), work)
+        yield Lab(settings, node, hotline, config, CallRepository(engine), work, engine)
     finally:
         lab.stop_node(node)
         hotline.stop()
         engine.dispose()
+
+
+CC_ADDRESS = "127.0.0.52"
+CC_PASSWORDS = {"2201": "desk-one-secret", "2202": "desk-two-secret", "2203": "desk-three-secret"}
+CLOSED_TARGET = "sip:closed@127.0.0.9:5090"
+
+
+def _seed_callcenter(config: ConfigRepository, settings: Settings) -> None:
+    from hotline.db.repositories.callcenter import CallCenterRepository
+
+    cc = CallCenterRepository(config._engine)
+    for name, pw in CC_PASSWORDS.items():
+        config.add_phone(name, pw, realm=settings.sip_realm, callerid=f'"Desk {name}" <{name}>')
+    config.add_agent_group("juniors")
+    cc.update_agent_group("juniors", allowed_call_types="local", max_missed_in_row=2)
+    config.add_agent("1001", "Alice", group="juniors", pin="4321")
+    config.add_agent("1002", "Boris", pin="8765")
+    # ring 2 s, retry after 1 s: a waiting caller rings a logged-in agent again and again
+    config.add_queue("cc-sales", strategy="ringall", timeout=2, retry=1, max_wait=30)
+    cc.set_agent_queue("1001", "cc-sales")
+    cc.set_agent_queue("1002", "cc-sales")
+    cc.add_pause_reason("lunch")
+    cc.add_ivr("cc-main", "queue-thankyou", timeout_s=3, max_attempts=2)
+    cc.set_ivr_option("cc-main", "1", "queue", "cc-sales")
+    cc.set_ivr_option("cc-main", "2", "hangup")
+    cc.add_time_condition("cc-hours", "* 00:00-24:00", open_type="ivr", open_value="cc-main",
+                          closed_type="redirect", closed_value=CLOSED_TARGET)  # fmt: skip
+    cc.add_call_type_rule("_[2-7]XXXXXX", "local", position=10)
+    cc.add_call_type_rule("_9XXXXXXXXX", "mobile", position=20)
+    # in the lab the emergency line ends at once (a real one goes to the carrier): the test checks the decision
+    cc.add_service_number("112", "emergency", "hangup")
+    config.add_route("5300", "queue", "cc-sales")
+    config.add_route("5301", "time", "cc-hours")
+    config.add_route("5302", "redirect", "sip:+4930999@127.0.0.9:5090")
+    config.add_route("5303", "ivr", "cc-main")
+
+
+@pytest.fixture(scope="session")
+def cc_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A second lab for the call-center features: its own node (127.0.0.52), Hotline, SQLite database."""
+    work = tmp_path_factory.mktemp("e2e-cc")
+    yield from _lab(work, "", instance="e2ecc", address=CC_ADDRESS, seed=_seed_callcenter)
 
 
 @pytest.fixture()

@@ -1,0 +1,210 @@
+"""SIPp scenarios built per test: calls that key digits (SIP INFO DTMF), expect a redirect or a refusal,
+or ring without answering.  Written to the test's work folder; `Sipp` takes the absolute path.
+
+DTMF is sent as SIP INFO (application/dtmf-relay, handled by res_pjsip_dtmf_info): one request per digit,
+each acknowledged by Asterisk before the next, so the digits arrive in order.  A pause before the first
+digit is the caller listening to the prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_SDP = """Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16"""
+
+_FROM = "From: <sip:[user]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
+
+
+def _invite(cseq: int, auth: bool) -> str:
+    return f"""  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      {_FROM}
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: {cseq} INVITE
+      Contact: <sip:[user]@[local_ip]:[local_port]>
+      {"[authentication]" if auth else ""}
+      Max-Forwards: 70
+      {_SDP}
+    ]]>
+  </send>
+"""
+
+
+def _ack(cseq: int, *, same_branch: bool = False) -> str:
+    # a non-2xx final response is acknowledged in its own transaction (same branch, RFC 3261 17.1.1.3)
+    via = "[last_Via:]" if same_branch else "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]"
+    return f"""  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      {via}
+      {_FROM}
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} ACK
+      Contact: <sip:[user]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+def _info(cseq: int, digit: str) -> str:
+    body = f"Signal={digit}\n      Duration=160\n"
+    return f"""  <send retrans="500">
+    <![CDATA[
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      {_FROM}
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: <sip:[user]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      {body}
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="120"/>
+"""
+
+
+_WAIT_BYE = """  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+def _write(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.xml"
+    path.write_text(f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n{body}</scenario>\n')
+    return path
+
+
+def keyed_call(folder: Path, digits: str, *, phone: bool, first_pause_ms: int = 700, name: str = "keyed") -> Path:
+    """A call to [service] that is answered, keys `digits` (groups split by ' ' with a pause between), and
+    waits for the far end to hang up.  `phone`: an authenticated phone (-au/-ap, -key user), else the
+    carrier (no authentication)."""
+    cseq = 1
+    body = _invite(cseq, auth=False)
+    if phone:
+        body += '  <recv response="100" optional="true"/>\n  <recv response="401" auth="true"/>\n'
+        body += _ack(cseq, same_branch=True)
+        cseq += 1
+        body += _invite(cseq, auth=True)
+    body += '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+    body += '  <recv response="183" optional="true"/>\n  <recv response="200" rtd="true"/>\n'
+    body += _ack(cseq)
+    body += f'  <pause milliseconds="{first_pause_ms}"/>\n'
+    for group in digits.split(" "):
+        for d in group:
+            cseq += 1
+            body += _info(cseq, d)
+        body += '  <pause milliseconds="500"/>\n'
+    body += _WAIT_BYE
+    return _write(folder, name, body)
+
+
+def refused_call(folder: Path, *, phone: bool, code: int, name: str = "refused") -> Path:
+    """A call that must end with final response `code` (maybe after early media); checks nothing else."""
+    body = _invite(1, auth=False)
+    cseq = 1
+    if phone:
+        body += '  <recv response="100" optional="true"/>\n  <recv response="401" auth="true"/>\n'
+        body += _ack(1, same_branch=True)
+        cseq = 2
+        body += _invite(2, auth=True)
+    body += '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+    body += '  <recv response="183" optional="true"/>\n'
+    body += f'  <recv response="{code}"/>\n'
+    body += _ack(cseq, same_branch=True)
+    return _write(folder, name, body)
+
+
+def redirected_call(folder: Path, contact_regexp: str, name: str = "redirected") -> Path:
+    """A carrier call that must be answered by `302 Moved Temporarily` whose Contact matches the regexp."""
+    body = _invite(1, auth=False)
+    body += '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+    body += f"""  <recv response="302">
+    <action>
+      <ereg regexp="{contact_regexp}" search_in="hdr" header="Contact:" check_it="true" assign_to="contact"/>
+    </action>
+  </recv>
+"""
+    body += _ack(1, same_branch=True)
+    return _write(folder, name, body)
+
+
+def ring_no_answer(folder: Path, name: str = "rna") -> Path:
+    """A phone that rings without answering: 180, then the caller's CANCEL ends the ring.  Each INVITE is
+    a new SIPp call: run it with `calls=N` for N rings."""
+    body = """  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [last_cseq_number] INVITE
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+    return _write(folder, name, body)
