@@ -160,6 +160,7 @@ class Hotline:
                 "contacts": self.realtime.contact_count(),
                 "pending_writes": self.realtime.pending_writes(),
             },
+            "agents": self.agents.summary(),
             "agi": {"active": self.agi.active, "done": self.agi.sessions_done, "refused": self.agi.refused},
             "journal": {
                 "pending": self.journal.pending(),

@@ -321,10 +321,7 @@ def _routed_chain(script: str, settings: Settings, node: NodeSpec, agi: str, *, 
     return "\n".join(out) + "\n"
 
 
-_IVR_RETRY = (
-    ' same => n(retry),ExecIf($["${HOTLINE_IVR_INVALID}" != ""]?Playback(${HOTLINE_IVR_INVALID}))',
-    " same => n,Goto(ask)",
-)
+_IVR_RETRY = (" same => n(retry),Goto(ask)",)
 
 
 def _hop(
@@ -429,12 +426,13 @@ exten => s,1,Transfer(PJSIP/${{HOTLINE_REDIRECT}})
  same => n,Log(WARNING,Redirect of ${{HOTLINE_CALL_ID}} to ${{HOTLINE_REDIRECT}}: ${{TRANSFERSTATUS}} ${{TRANSFERSTATUSPROTOCOL}})
  same => n,Hangup(${{IF($["${{TRANSFERSTATUS}}" = "SUCCESS"]?16:41)}})
 
-; IVR menu: prompt, one digit, Hotline decides (an option, a retry, or the menu's failure path).
+; IVR menu: prompt, one digit, Hotline decides (an option, a retry with "invalid" + the prompt, or the
+; menu's failure path).
 [hotline-do-ivr]
 exten => s,1,Answer()
  same => n,Set(HOTLINE_IVR_TRY=0)
  same => n(ask),Set(HOTLINE_IVR_TRY=$[${{HOTLINE_IVR_TRY}} + 1])
- same => n,Read(HOTLINE_DIGIT,${{HOTLINE_IVR_PROMPT}},1,,1,${{HOTLINE_IVR_TIMEOUT}})
+ same => n,Read(HOTLINE_DIGIT,${{HOTLINE_IVR_ASK}},1,,1,${{HOTLINE_IVR_TIMEOUT}})
 {_hop("ivr", "${HOTLINE_CALL_ID},${HOTLINE_IVR},${HOTLINE_DIGIT},${HOTLINE_IVR_TRY}", settings, node, agi, retry="retry", after=_IVR_RETRY)}
 
 ; Agents' feature codes. The PIN is read into a variable that the AGI reads with GET VARIABLE.

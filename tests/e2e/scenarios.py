@@ -2,8 +2,9 @@
 or ring without answering.  Written to the test's work folder; `Sipp` takes the absolute path.
 
 DTMF is sent as SIP INFO (application/dtmf-relay, handled by res_pjsip_dtmf_info): one request per digit,
-each acknowledged by Asterisk before the next, so the digits arrive in order.  A pause before the first
-digit is the caller listening to the prompt.
+each acknowledged by Asterisk before the next, so the digits arrive in order, 200 ms apart like a person
+keying them (each lasts 160 ms; Asterisk emulates the key press for that long and defers a digit that
+arrives during it).  A pause before the first digit is the caller listening to the prompt.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ _FROM = "From: <sip:[user]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_numb
 
 
 def _invite(cseq: int, auth: bool) -> str:
+    # no blank line may appear among the headers: it would end them (the SDP then has no Content-Type)
+    authentication = "\n      [authentication]" if auth else ""
     return f"""  <send retrans="500">
     <![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -35,8 +38,7 @@ def _invite(cseq: int, auth: bool) -> str:
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: {cseq} INVITE
-      Contact: <sip:[user]@[local_ip]:[local_port]>
-      {"[authentication]" if auth else ""}
+      Contact: <sip:[user]@[local_ip]:[local_port]>{authentication}
       Max-Forwards: 70
       {_SDP}
     ]]>
@@ -83,7 +85,6 @@ def _info(cseq: int, digit: str) -> str:
     ]]>
   </send>
   <recv response="200"/>
-  <pause milliseconds="120"/>
 """
 
 
@@ -109,10 +110,12 @@ def _write(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-def keyed_call(folder: Path, digits: str, *, phone: bool, first_pause_ms: int = 700, name: str = "keyed") -> Path:
-    """A call to [service] that is answered, keys `digits` (groups split by ' ' with a pause between), and
-    waits for the far end to hang up.  `phone`: an authenticated phone (-au/-ap, -key user), else the
-    carrier (no authentication)."""
+def keyed_call(
+    folder: Path, digits: str, *, phone: bool, first_pause_ms: int = 700, gap_ms: int = 500, name: str = "keyed"
+) -> Path:
+    """A call to [service] that is answered, keys `digits` (groups split by ' ', `gap_ms` between groups: the
+    caller listening to the next prompt), and waits for the far end to hang up.  `phone`: an authenticated
+    phone (-au/-ap, -key user), else the carrier (no authentication)."""
     cseq = 1
     body = _invite(cseq, auth=False)
     if phone:
@@ -123,12 +126,15 @@ def keyed_call(folder: Path, digits: str, *, phone: bool, first_pause_ms: int = 
     body += '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
     body += '  <recv response="183" optional="true"/>\n  <recv response="200" rtd="true"/>\n'
     body += _ack(cseq)
-    body += f'  <pause milliseconds="{first_pause_ms}"/>\n'
-    for group in digits.split(" "):
-        for d in group:
+    if digits:
+        body += f'  <pause milliseconds="{first_pause_ms}"/>\n'
+    for i, group in enumerate(digits.split(" ") if digits else ()):
+        for j, d in enumerate(group):
+            # nothing after the last digit: the far end may hang up at once, and a SIPp pause cannot take a BYE
+            if i or j:
+                body += f'  <pause milliseconds="{gap_ms if j == 0 else 200}"/>\n'
             cseq += 1
             body += _info(cseq, d)
-        body += '  <pause milliseconds="500"/>\n'
     body += _WAIT_BYE
     return _write(folder, name, body)
 
@@ -160,6 +166,7 @@ def redirected_call(folder: Path, contact_regexp: str, name: str = "redirected")
   </recv>
 """
     body += _ack(1, same_branch=True)
+    body += '  <Reference variables="contact"/>\n'  # SIPp refuses a variable assigned but never used
     return _write(folder, name, body)
 
 

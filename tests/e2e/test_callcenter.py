@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from hotline.domain.agent_state import AgentStatus
 from hotline.domain.calls import CallRecord, JournalEvent
 
 from . import scenarios
-from .conftest import CARRIER_IP, CC_PASSWORDS, Lab
+from .conftest import CARRIER_IP, CC_PASSWORDS, CLOSED_TARGET, Lab
 from .harness import Sipp, wait_for
 
 pytestmark = pytest.mark.asterisk
@@ -43,6 +44,8 @@ def _state(lab: Lab, number: str) -> str:
 
 
 def _cli(lab: Lab, *args: str) -> str:
+    """Run `hotline ...` as an administrator would, then wait until the running service has applied the
+    configuration change it made (the service checks the configuration version twice a second)."""
     out = subprocess.run(
         [sys.executable, "-m", "hotline", "--config", str(lab.workdir / "hotline.toml"), *args],
         capture_output=True,
@@ -50,6 +53,12 @@ def _cli(lab: Lab, *args: str) -> str:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+    version = lab.config.version()
+    wait_for(
+        lambda: (h := lab.hotline.health())["config_version"] >= version and h["agents"]["version"] >= version,
+        10,
+        "the service to apply the change",
+    )
     return out.stdout
 
 
@@ -74,10 +83,10 @@ def _caller() -> str:
     return f"7{random.randrange(10**9, 10**10)}"
 
 
-def _call_of(lab: Lab, caller: str, *, ended: bool = True) -> CallRecord:
+def _call_of(lab: Lab, caller: str, *, did: str | None = None, ended: bool = True) -> CallRecord:
     def find() -> CallRecord | None:
         for rec in lab.calls.recent_calls(limit=100):
-            if rec.caller_num == caller and (rec.status != "active" or not ended):
+            if rec.caller_num == caller and (rec.status != "active" or not ended) and did in (None, rec.did):
                 return rec
         return None
 
@@ -146,3 +155,138 @@ def test_phone_without_agent_reaches_only_codes_and_emergency(lab: Lab) -> None:
         "the emergency call's record",
     )
     assert wait_for(lambda: any("emergency number 112" in s for s in _routed(lab, call.call_id)), 5, "its route")
+
+
+def _no_invite_reaches(lab: Lab, port: int, seconds: int) -> bool:
+    """A desk that listens for `seconds` and must get no INVITE (SIPp then ends by its timeout)."""
+    with Sipp(lab.workdir, "answer.xml", "", local_ip="127.0.0.1", port=port, timeout_s=seconds, uas=True) as desk:
+        wait_for(desk.listening, 5, "the desk to listen")
+        res = desk.wait()
+    return "INVITE sip:" not in res.messages
+
+
+def test_pause_stops_the_queue_ringing_the_agent_and_unpause_restores_it(lab: Lab) -> None:
+    _logoff_everyone(lab)
+    _register(lab, "2202", 5641)
+    _cli(lab, "agent", "login", "1002", "--phone", "2202")  # a supervisor logs Boris in (another process)
+    _cli(lab, "agent", "pause", "1002", "--reason", "lunch")
+    assert _state(lab, "1002") == "paused"
+    caller = _caller()
+    waiting = _carrier_call(lab, "5300", 5651, "caller.xml", caller)
+    waiting.cmd[waiting.cmd.index("-d") + 1] = "6000"  # the caller waits 6 s in the queue, then gives up
+    waiting.start()
+    try:
+        assert _no_invite_reaches(lab, 5641, 5), "a paused agent was rung"
+    finally:
+        waiting.wait()
+    rec = _call_of(lab, caller)
+    assert rec.queue_name == "cc-sales" and rec.agent_number is None
+    # unpaused: the next caller reaches Boris
+    _cli(lab, "agent", "unpause", "1002")
+    with Sipp(lab.workdir, "answer_hangup.xml", "", local_ip="127.0.0.1", port=5641, duration_ms=500,
+              timeout_s=20, uas=True) as desk:  # fmt: skip
+        wait_for(desk.listening, 5, "desk 2202 to listen")
+        caller = _caller()
+        call = _carrier_call(lab, "5300", 5652, "caller_waits.xml", caller).run()
+        assert desk.wait().ok and call.ok
+    assert _call_of(lab, caller).agent_number == "1002"
+
+
+def test_missed_calls_in_a_row_pause_the_agent(lab: Lab) -> None:
+    _logoff_everyone(lab)
+    _register(lab, "2201", 5661)
+    _cli(lab, "agent", "login", "1001", "--phone", "2201")  # Alice's group pauses after 2 misses in a row
+    rna = scenarios.ring_no_answer(lab.workdir)
+    with Sipp(lab.workdir, str(rna), "", local_ip="127.0.0.1", port=5661, calls=2, timeout_s=25, uas=True) as desk:
+        wait_for(desk.listening, 5, "desk 2201 to listen")
+        caller = _caller()
+        waiting = _carrier_call(lab, "5300", 5671, "caller.xml", caller)
+        waiting.cmd[waiting.cmd.index("-d") + 1] = "15000"
+        waiting.start()
+        try:
+            status = wait_for(
+                lambda: (s := _status(lab, "1001")) is not None and s.state == "paused" and s, 25, "the auto-pause"
+            )
+            desk_res = desk.wait()
+        finally:
+            if waiting.proc is not None:
+                waiting.proc.kill()
+                waiting.proc.communicate()
+    assert desk_res.ok, desk_res.stdout[-2000:]
+    assert status.pause_reason == "missed calls" and status.missed_in_row >= 2
+    assert lab.engine is not None
+    agent_id = lab.config.load_snapshot().agent_by_number["1001"].id
+    events = [(e.event, e.actor) for e in AgentStateRepository(lab.engine).events_for(agent_id)]
+    assert ("ring_no_answer", "asterisk") in events and ("pause", "auto") in events
+    # the pause holds: no more rings for this caller's successors until someone unpauses Alice
+    assert _no_invite_reaches(lab, 5661, 4)
+    _cli(lab, "agent", "unpause", "1001")
+
+
+def test_ivr_routes_by_digit_after_an_invalid_one(lab: Lab) -> None:
+    caller = _caller()
+    # '5' interrupts the menu prompt; '2' interrupts the "invalid option" prompt that follows
+    keyed = scenarios.keyed_call(lab.workdir, "5 2", phone=False, name="ivr-keys", first_pause_ms=600, gap_ms=800)
+    res = _carrier_call(lab, "5303", 5681, keyed, caller).run()
+    assert res.ok, res.stdout[-2000:] + res.messages[-2000:]
+    rec = _call_of(lab, caller)
+    summaries = wait_for(lambda: (s := _routed(lab, rec.call_id)) and len(s) >= 3 and s, 5, "three decisions")
+    assert summaries[0] == "DID 5303 -> IVR cc-main"
+    assert summaries[1] == "IVR cc-main: invalid digit '5', attempt 1 of 2"
+    assert summaries[2].startswith("IVR cc-main digit 2 -> hang up")
+
+
+def test_time_condition_and_holiday_switch_without_reload(lab: Lab) -> None:
+    caller = _caller()
+    keyed = scenarios.keyed_call(lab.workdir, "2", phone=False, name="open-keys")
+    assert _carrier_call(lab, "5301", 5691, keyed, caller).run().ok  # open: the IVR answers
+    assert _routed(lab, _call_of(lab, caller).call_id)[0] == "DID 5301 -> cc-hours open -> IVR cc-main"
+    today = datetime.now(UTC).date()
+    _cli(lab, "time", "holiday", today.isoformat(), "Test holiday")
+    try:
+        caller = _caller()
+        redirected = scenarios.redirected_call(lab.workdir, CLOSED_TARGET.replace(".", "[.]"), name="closed")
+        res = _carrier_call(lab, "5301", 5692, redirected, caller).run()
+        assert res.ok, res.messages[-2000:]
+        assert f"Contact: <{CLOSED_TARGET}>" in res.messages or f"Contact: {CLOSED_TARGET}" in res.messages
+    finally:
+        _cli(lab, "time", "holiday", today.isoformat(), "--delete")
+
+
+def test_redirect_answers_the_carrier_with_302(lab: Lab) -> None:
+    caller = _caller()
+    redirected = scenarios.redirected_call(lab.workdir, r"sip:[+]4930999@127[.]0[.]0[.]9:5090", name="r302")
+    res = _carrier_call(lab, "5302", 5701, redirected, caller).run()
+    assert res.ok, res.stdout[-2000:] + res.messages[-2000:]
+    assert "SIP/2.0 302 Moved Temporarily" in res.messages
+    rec = _call_of(lab, caller)
+    assert rec.answered_at is None  # redirected before any answer
+    assert _routed(lab, rec.call_id) == ["DID 5302 -> SIP 302 to sip:+4930999@127.0.0.9:5090"]
+
+
+def test_limits_refuse_call_types_and_quotas_survive_a_restart(lab: Lab) -> None:
+    _logoff_everyone(lab)
+    _register(lab, "2201", 5711)
+    _cli(lab, "agent", "login", "1001", "--phone", "2201")
+    _cli(lab, "group", "set", "juniors", "--daily-call-quota", "1")
+    try:
+        refused = scenarios.refused_call(lab.workdir, phone=True, code=603, name="mobile")
+        assert _phone_call(lab, "2201", 5711, "9161234567", refused).run().ok  # mobile: not for juniors
+        rec = _call_of(lab, "2201", did="9161234567")
+        assert "refused: call type mobile is not allowed for group juniors" in _routed(lab, rec.call_id)[0]
+        # first local call: allowed (the carrier answers and hangs up), counted against the quota
+        with Sipp(lab.workdir, "answer_hangup.xml", "", local_ip=CARRIER_IP, port=5060, duration_ms=300,
+                  timeout_s=10, uas=True) as carrier:  # fmt: skip
+            wait_for(carrier.listening, 5, "the carrier")
+            ok_call = scenarios.keyed_call(lab.workdir, "", phone=True, name="local-ok")
+            assert _phone_call(lab, "2201", 5712, "2345678", ok_call).run().ok
+            carrier.wait()
+        lab.hotline.stop()  # the quota state lives in the database, not in this process
+        lab.hotline.start()
+        lab.hotline.wait_nodes_connected()
+        assert _phone_call(lab, "2201", 5713, "2345679", refused).run().ok
+        rec = _call_of(lab, "2201", did="2345679")
+        summary = wait_for(lambda: _routed(lab, rec.call_id), 5, "the refusal")[0]
+        assert "daily call quota of group juniors reached (1/1)" in summary
+    finally:
+        _cli(lab, "group", "set", "juniors", "--daily-call-quota", "-1")

@@ -145,8 +145,7 @@ def test_ivr_route_resolves_prompts_for_the_node() -> None:
     d = decide_inbound(ctx(), "5011")
     assert d.action == "ivr"
     v = dict(d.variables)
-    assert v["HOTLINE_IVR"] == "main" and v["HOTLINE_IVR_PROMPT"] == "/media/hotline/welcome"
-    assert v["HOTLINE_IVR_INVALID"] == "pm-invalid-option" and v["HOTLINE_IVR_TIMEOUT"] == "5"
+    assert v == {"HOTLINE_IVR": "main", "HOTLINE_IVR_ASK": "/media/hotline/welcome", "HOTLINE_IVR_TIMEOUT": "5"}
 
 
 @pytest.mark.parametrize(
@@ -174,7 +173,9 @@ def test_ivr_digits_retries_and_failure_path() -> None:
     assert decide_ivr(c, "main", "1", 1).action == "queue"
     assert dict(decide_ivr(c, "main", "1", 1).variables)["HOTLINE_QUEUE"] == "sales"
     assert decide_ivr(c, "main", "9", 1).action == "redirect"
-    assert decide_ivr(c, "main", "5", 1).action == "ivr-retry"  # invalid digit
+    retry = decide_ivr(c, "main", "5", 1)  # invalid digit: "invalid" then the menu again
+    assert retry.action == "ivr-retry"
+    assert dict(retry.variables) == {"HOTLINE_IVR_ASK": "pm-invalid-option&/media/hotline/welcome"}
     assert decide_ivr(c, "main", "", 1).action == "ivr-retry"  # timeout
     failed = decide_ivr(c, "main", "", 2)  # max_attempts reached: the failure destination
     assert failed.action == "queue" and dict(failed.variables)["HOTLINE_QUEUE"] == "support"

@@ -76,8 +76,12 @@ class AgentService:
         self._writes: deque[Transition] = deque()
         self._usage_writes: deque[tuple[int, date, int, int]] = deque()
         self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._wanted_version = 0
+        #: the configuration version whose agent states this instance has adopted (see on_snapshot)
+        self.applied_version = 0
         self.write_errors = 0
 
     # ------------------------------------------------------------------ start and lookups
@@ -90,6 +94,7 @@ class AgentService:
     def on_snapshot(self, snap: ConfigSnapshot) -> None:
         """Configuration changed (maybe a login, logoff or pause by another Hotline instance or the CLI,
         which bump the version): re-read the statuses off the loop and adopt the newer ones."""
+        self._wanted_version = max(self._wanted_version, snap.version)
         if self._reload_task is None or self._reload_task.done():
             self._reload_task = asyncio.get_running_loop().create_task(self.reload(), name="agents-reload")
             self._reload_task.add_done_callback(_log_failure)
@@ -99,6 +104,7 @@ class AgentService:
     async def reload(self) -> None:
         while True:
             self._reload_again = False
+            version = self._wanted_version
             rows = await asyncio.to_thread(self._repo.load_all)
             for row in rows:
                 cur = self._status.get(row.agent_id)
@@ -114,8 +120,15 @@ class AgentService:
                         await self._pauser(f"PJSIP/{row.phone}", row.state == st.PAUSED, row.pause_reason)
                     except HotlineError as exc:
                         log.warning("agent %d: QueuePause after reload failed (%s)", row.agent_id, exc)
+            self.applied_version = max(self.applied_version, version)
             if not self._reload_again:
                 return
+
+    def summary(self) -> dict[str, object]:
+        counts: dict[str, int] = {}
+        for s in self._status.values():
+            counts[s.state] = counts.get(s.state, 0) + 1
+        return {"version": self.applied_version, "states": counts, "write_errors": self.write_errors}
 
     def status(self, agent_id: int) -> AgentStatus:
         return self._status.get(agent_id) or AgentStatus.logged_out(agent_id, self._clock())
@@ -205,7 +218,7 @@ class AgentService:
             transitions.append(Transition(old, new, "login", now, reason, actor))
             skills = [(s.queue_id, s.penalty) for s in snap.skills_by_agent.get(agent.id, ())]
             paused = new.state == st.PAUSED
-            await asyncio.to_thread(
+            await self._write_in_order(
                 self._repo.apply_membership,
                 transitions,
                 members=[(agent.id, skills, phone, paused, new.pause_reason)],
@@ -227,7 +240,7 @@ class AgentService:
                 raise ConflictError(f"agent {number} is not logged in")
             new = replace(old.moved("logoff", now), phone=None, logged_in_at=None, wrapup_until=None)
             transition = Transition(old, new, "logoff", now, reason, actor)
-            await asyncio.to_thread(self._repo.apply_membership, [transition], drop_agents=[agent.id])
+            await self._write_in_order(self._repo.apply_membership, [transition], drop_agents=[agent.id])
             self._set(new, old_phone=old.phone)
             self._emit("agent.logoff", new, actor=actor, reason=reason)
             return new
@@ -261,7 +274,7 @@ class AgentService:
                 new = old.moved(event, now, pause_reason=reason) if paused else old.moved(event, now)
             except IllegalTransition as exc:
                 raise ConflictError(f"agent {agent.number}: {exc}") from exc
-            await asyncio.to_thread(
+            await self._write_in_order(
                 self._repo.set_paused, [Transition(old, new, event, now, reason, actor)], agent.id, paused, reason
             )
             self._set(new)
@@ -364,7 +377,18 @@ class AgentService:
             self._wake.clear()
             await self.flush()
 
+    async def _write_in_order(self, write: Callable[..., None], *args: object, **kwargs: object) -> None:
+        """A command's write, after every transition queued before it: the database must end with the
+        latest state (a queued 'ring_no_answer' written after the pause it caused would undo the pause)."""
+        async with self._flush_lock:
+            await self._flush_pending()
+            await asyncio.to_thread(write, *args, **kwargs)
+
     async def flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         batch = list(self._writes)
         usage = list(self._usage_writes)
         try:

@@ -147,8 +147,7 @@ def destination(
             return _hangup(ctx, CAUSE_UNALLOCATED, f"IVR menu {dest_value!r} does not exist")
         variables = (
             ("HOTLINE_IVR", menu.name),
-            ("HOTLINE_IVR_PROMPT", ctx.sound(menu.prompt)),
-            ("HOTLINE_IVR_INVALID", ctx.sound(menu.invalid_prompt) if menu.invalid_prompt else ""),
+            ("HOTLINE_IVR_ASK", ctx.sound(menu.prompt)),
             ("HOTLINE_IVR_TIMEOUT", str(menu.timeout_s)),
         )
         return Decision("ivr", variables, f"IVR {menu.name}")
@@ -230,7 +229,14 @@ def decide_ivr(ctx: RouteContext, menu_name: str, digit: str, attempt: int) -> D
         return _explained(d, f"IVR {menu.name} digit {digit} -> {d.summary}")
     what = f"invalid digit {digit!r}" if digit else "no digit"
     if attempt < menu.max_attempts:
-        return Decision("ivr-retry", (), f"IVR {menu.name}: {what}, attempt {attempt} of {menu.max_attempts}")
+        # the next Read() plays "invalid" then the menu again, both interruptible: a caller who knows the
+        # menu keys the digit at once
+        prompts = [ctx.sound(p) for p in (menu.invalid_prompt, menu.prompt) if p]
+        return Decision(
+            "ivr-retry",
+            (("HOTLINE_IVR_ASK", "&".join(prompts)),),
+            f"IVR {menu.name}: {what}, attempt {attempt} of {menu.max_attempts}",
+        )
     if menu.fail_type:
         d = destination(ctx, menu.fail_type, menu.fail_value)
         return _explained(d, f"IVR {menu.name}: {what} after {attempt} attempts -> {d.summary}")
