@@ -25,23 +25,40 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hotline.asterisk.agi_server import AGIServer
+from hotline.asterisk import lab
+from hotline.asterisk.agi_server import AGIServer, AGISession
 from hotline.asterisk.config_render import NodeSpec
-from hotline.asterisk.lab import lab_node
 from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
 from hotline.db.engine import create_engine_for
 from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
 from hotline.db.repositories.agents import AgentStateRepository
+from hotline.db.repositories.crm import CustomerRepository
 from hotline.db.repositories.media import MediaRepository
+from hotline.db.repositories.webhooks import WebhookRepository
+from hotline.domain.calls import CallRecord
 from hotline.errors import HotlineError, NotFoundError, ValidationError
 from hotline.features.agents.service import AgentService
 from hotline.features.cluster.service import NodeService
 from hotline.features.config.service import ConfigService
+from hotline.features.crm import CallerLookupService
+from hotline.features.events import EventBus
 from hotline.features.journal.service import JournalService
 from hotline.features.media import MediaService
+from hotline.features.recordings import (
+    LocalStorage,
+    Mp3Converter,
+    NodePaths,
+    RecordingRepository,
+    RecordingService,
+    RecordingStorage,
+    S3Storage,
+)
+from hotline.features.recordings.policy import RecordingStarter
 from hotline.features.routing.agi_handlers import RoutingHandlers
 from hotline.features.routing.router import RouteContext
+from hotline.features.webhooks import WebhookService
+from hotline.protocols.ami import Message
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +72,20 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+def _recording_storage(s: Settings) -> RecordingStorage:
+    if s.recording_storage == "s3":
+        return S3Storage(
+            s.recording_s3_bucket,
+            endpoint_url=s.recording_s3_endpoint_url or None,
+            region=s.recording_s3_region,
+            access_key=s.recording_s3_access_key or None,
+            secret_key=s.recording_s3_secret_key or None,
+            prefix=s.recording_s3_prefix,
+            addressing_style=s.recording_s3_addressing_style,
+        )
+    return LocalStorage(Path(s.recording_dir) if s.recording_dir else Path(s.data_dir) / "recordings")
+
+
 class Hotline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -63,6 +94,32 @@ class Hotline:
         self.contact_repo = ContactRepository(self.engine)
         self.call_repo = CallRepository(self.engine)
         self.config = ConfigService(self.config_repo)
+        self.bus = EventBus(ring_size=settings.event_ring_size)
+        self.customer_repo = CustomerRepository(self.engine)
+        self.caller_lookup = CallerLookupService(
+            self.customer_repo,
+            self.bus,
+            crm_url=settings.crm_url,
+            crm_token=settings.crm_token,
+            crm_timeout=settings.crm_timeout,
+            lookup_timeout=settings.lookup_timeout,
+            cache_ttl=settings.crm_cache_ttl,
+            negative_ttl=settings.crm_negative_ttl,
+            cache_size=settings.crm_cache_size,
+            earlier_calls=settings.crm_earlier_calls,
+        )
+        self.webhooks = WebhookService(
+            WebhookRepository(self.engine),
+            self.bus,
+            timeout=settings.webhook_timeout,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base=settings.webhook_backoff_base,
+            backoff_max=settings.webhook_backoff_max,
+            concurrency=settings.webhook_concurrency,
+            queue_size=settings.webhook_queue_size,
+            poll_interval=settings.webhook_poll_interval,
+            retention=settings.webhook_retention_days * 86400,
+        )
         self.realtime = RealtimeBackend(self._persist_realtime)
         self.journal = JournalService(
             self.call_repo,
@@ -70,6 +127,7 @@ class Hotline:
             flush_interval=settings.journal_flush_interval,
             max_pending=settings.journal_max_pending,
             call_idle_timeout=settings.call_idle_timeout,
+            on_call_end=self._call_ended,
         )
         self.media = MediaService(
             MediaRepository(self.engine),
@@ -84,14 +142,45 @@ class Hotline:
         )
         self.realtime.add_node_family("musiconhold", "name", self.media.musiconhold_rows_for_node)
         self.agent_repo = AgentStateRepository(self.engine)
-        self.agents = AgentService(self.agent_repo, lambda: self.config.snapshot, pauser=self._queue_pause)
-        self.nodes = NodeService(settings, self.config_repo, self.journal, listeners=[self.agents.on_ami])
+        self.agents = AgentService(
+            self.agent_repo, lambda: self.config.snapshot, pauser=self._queue_pause, publish=self._publish
+        )
+        paths = NodePaths({n.name: (n.ast_dir, n.host_dir) for n in map(self._lab_node, lab.node_specs(settings))})
+        self.recordings = RecordingService(
+            RecordingRepository(self.engine),
+            _recording_storage(settings),
+            Mp3Converter(
+                settings.ffmpeg_binary,
+                bitrate_kbps=settings.recording_mp3_bitrate,
+                timeout_s=settings.recording_convert_timeout,
+            ),
+            resolve=paths.resolve,
+            monitor_dir=paths.monitor_dir,
+            nodes=paths.nodes,
+            workers=settings.recording_workers,
+            max_attempts=settings.recording_max_attempts,
+            retry_base_s=settings.recording_retry_base,
+            retry_max_s=settings.recording_retry_max,
+            retention_days=settings.recording_retention_days,
+            incomplete_grace_s=settings.recording_incomplete_grace,
+            scan_interval_s=settings.recording_scan_interval,
+        )
+        self.recording_starter = RecordingStarter(
+            lambda: self.config.snapshot, self.agents.agent_on_phone, self._ami_action
+        )
+        self.nodes = NodeService(
+            settings,
+            self.config_repo,
+            self.journal,
+            listeners=[self.agents.on_ami, self.recording_starter.on_ami, self.recordings.on_ami, self._screen_pop],
+        )
         self.routing = RoutingHandlers(
             self._route_context,
             self.journal,
             self.agents,
             decision_timeout=settings.agi_decision_timeout,
             pause_code_reason=settings.agent_pause_code_reason,
+            enrich=self._caller_name,
         )
         self.agi = AGIServer(
             self.routing.routes(),
@@ -101,14 +190,61 @@ class Hotline:
         self.realtime_asgi = RealtimeASGI(self.realtime, settings.realtime_token, settings.realtime_allowed_addresses)
         self.web = Starlette(routes=[Route("/health", self._health)])
         self._tasks: list[asyncio.Task[Any]] = []
+        self._short_tasks: set[asyncio.Task[Any]] = set()
         self._http: uvicorn.Server | None = None
+
+    # ------------------------------------------------------------------ glue between features
+    def _publish(self, name: str, data: dict[str, object]) -> None:
+        self.bus.publish(name, data)
+
+    def _call_ended(self, record: CallRecord) -> None:
+        self.agents.call_ended(record)
+        self.bus.publish(
+            "call.ended",
+            {
+                "call_id": record.call_id,
+                "caller": record.caller_num or "",
+                "did": record.did or "",
+                "status": record.status,
+                "queue": record.queue_name or "",
+                "agent": record.agent_number or "",
+                "hangup_by": record.hangup_by or "",
+                "talk_s": record.talk_s or 0.0,
+                "queue_wait_s": record.queue_wait_s or 0.0,
+            },
+        )
+
+    async def _caller_name(self, call_id: str, session: AGISession) -> dict[str, str]:
+        """Inbound calls: look the caller up (earlier calls, customers, CRM) and set the caller name."""
+        env = session.env
+        if env.callerid in ("", "unknown", "anonymous"):
+            return {}
+        info = await self.caller_lookup.lookup(env.callerid, did=env.extension, call_id=call_id)
+        return {"CALLERID(name)": info.name} if info.name else {}
+
+    def _screen_pop(self, node: str, msg: Message) -> None:
+        """The agent's phone rings (AgentCalled): publish what we know of the caller for the agent's screen."""
+        if msg.name != "AgentCalled":
+            return
+        call_id = msg.chan_variables.get("HOTLINE_CALL_ID") or ""
+        number = msg.get("CallerIDNum") or ""
+        if call_id and number:
+            self.caller_lookup.screen_pop_nowait(
+                call_id=call_id, number=number, agent=msg.get("MemberName") or "", queue=msg.get("Queue")
+            )
+
+    async def _ami_action(self, node: str, action: str, fields: dict[str, str]) -> object:
+        return await self.nodes.client(node).action(action, fields)
+
+    def _lab_node(self, spec: NodeSpec) -> lab.LabNode:
+        return lab.lab_node(self.settings, spec)
 
     def _media_node_dirs(self) -> dict[str, tuple[Path, str]]:
         """Each node's media folder: (as this host sees it, as Asterisk on the node sees it).  Lab nodes
         live in the lab root; a node elsewhere needs its folder shared or synced (docs/media.md)."""
         out = {}
         for n in self.config.snapshot.nodes:
-            node = lab_node(self.settings, NodeSpec(n.name, n.address, n.sip_port, n.ami_port, 0, 0))
+            node = self._lab_node(NodeSpec(n.name, n.address, n.sip_port, n.ami_port, 0, 0))
             out[n.name] = (node.host_dir / "media", f"{node.ast_dir}/media")
         return out
 
@@ -161,6 +297,11 @@ class Hotline:
                 "pending_writes": self.realtime.pending_writes(),
             },
             "agents": self.agents.summary(),
+            "recordings": await self.recordings.status(),
+            "recording_starts": {"started": self.recording_starter.started, "failed": self.recording_starter.failed},
+            "webhooks": self.webhooks.stats(),
+            "caller_lookup": self.caller_lookup.stats(),
+            "events": {"position": self.bus.position},
             "agi": {"active": self.agi.active, "done": self.agi.sessions_done, "refused": self.agi.refused},
             "journal": {
                 "pending": self.journal.pending(),
@@ -215,6 +356,13 @@ class Hotline:
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
+    def _spawn_once(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """A short task that is not kept for shutdown (a refresh after a configuration change)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._short_tasks.add(task)
+        task.add_done_callback(self._short_tasks.discard)
+        task.add_done_callback(self._task_done)
+
     @staticmethod
     def _task_done(task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -238,6 +386,12 @@ class Hotline:
         self._spawn(self.agents.timer_loop(), "agents-timers")
         self._spawn(self.realtime.persist_loop(), "realtime-persist")
         self._spawn(self.journal.flush_loop(), "journal-flush")
+        await self.webhooks.start()
+        self.config.subscribe(lambda _snap: self._spawn_once(self.webhooks.refresh(), "webhooks-refresh"))
+        self._spawn(self.webhooks.run(), "webhooks")
+        self._spawn(self.recordings.intake_loop(), "recordings-intake")
+        self._spawn(self.recordings.work_loop(), "recordings-work")
+        self._spawn(self.recordings.maintenance_loop(), "recordings-maintenance")
         await self.agi.start(s.agi_host, s.agi_port)
         if serve_http:
             config = uvicorn.Config(
@@ -269,6 +423,10 @@ class Hotline:
             await asyncio.wait_for(self.journal.flush(), 10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.agents.flush(), 5)
+        with contextlib.suppress(Exception):
+            await self.webhooks.stop(grace=5)
+        with contextlib.suppress(Exception):
+            await self.caller_lookup.aclose()
         for task in reversed(self._tasks):
             if task.get_name() == "http":
                 with contextlib.suppress(Exception):

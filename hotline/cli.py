@@ -409,6 +409,48 @@ def cmd_media(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    from hotline.db.repositories.webhooks import WebhookRepository
+
+    repo = WebhookRepository(_engine(_settings(args)))
+    if args.webhook_cmd == "add":
+        secret = sys.stdin.readline().strip() if args.secret_stdin else None
+        created = repo.add(args.url, events=args.events, secret=secret)
+        print(f"webhook {created.webhook.id} -> {created.webhook.url} ({created.webhook.events})")
+        print(f"signing secret (shown once): {created.secret}")
+    elif args.webhook_cmd == "delete":
+        repo.delete(args.id)
+        print(f"webhook {args.id} deleted")
+    elif args.webhook_cmd == "list":
+        for w in repo.list():
+            print(f"{w.id}\t{w.url}\t{w.events}\t{'enabled' if w.enabled else 'disabled'}")
+    elif args.webhook_cmd == "deliveries":
+        for d in repo.list_deliveries(args.id, limit=args.limit):
+            print(f"{d.id}\t{d.event}\t{d.state}\tattempts {d.attempts}\tstatus {d.last_status}\t{d.last_error or ''}")
+    return 0
+
+
+def cmd_customer(args: argparse.Namespace) -> int:
+    from hotline.db.repositories.crm import CustomerRepository
+
+    repo = CustomerRepository(_engine(_settings(args)))
+    if args.customer_cmd == "add":
+        data = dict(_key_value(item) for item in args.field or ())
+        c = repo.add(args.name, args.phone, email=args.email or "", external_id=args.external_id or "", data=data)
+        print(f"customer {c.id} {c.name} ({c.phone})")
+    else:
+        for c in repo.find_by_phone(args.phone):
+            print(f"{c.id}\t{c.name}\t{c.phone}\t{c.email}\t{c.external_id}")
+    return 0
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValidationError("data", f"{item!r} must be KEY=VALUE")
+    return key, value
+
+
 def cmd_limits(args: argparse.Namespace) -> int:
     repo = _cc_repo(_settings(args))
     if args.limits_cmd == "calltype":
@@ -526,7 +568,7 @@ def cmd_settings_doc(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hotline", description="Hotline call-center platform")
+    p = argparse.ArgumentParser(prog="hotline", description="Hotline call-center platform", allow_abbrev=False)
     p.add_argument("--config", help="TOML settings file (also HOTLINE_CONFIG)")
     p.add_argument("--data-dir", help="override data_dir")
     p.add_argument("--database-url", help="override database_url")
@@ -688,6 +730,31 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--replace", action="store_true")
     mds.add_parser("list")
     md.set_defaults(func=cmd_media)
+
+    wh = sub.add_parser("webhook", help="signed HTTP callbacks for call and agent events")
+    whs = wh.add_subparsers(dest="webhook_cmd", required=True)
+    wa = whs.add_parser("add")
+    wa.add_argument("url")
+    wa.add_argument("--events", default="*", help="comma list of event names or prefixes: agent.*,call.ended")
+    wa.add_argument("--secret-stdin", action="store_true", help="read the signing secret from stdin")
+    whd = whs.add_parser("delete")
+    whd.add_argument("id", type=int)
+    whs.add_parser("list")
+    wdl = whs.add_parser("deliveries")
+    wdl.add_argument("id", type=int)
+    wdl.add_argument("--limit", type=int, default=50)
+    wh.set_defaults(func=cmd_webhook)
+
+    cu = sub.add_parser("customer", help="customer records for caller lookup and screen pops")
+    cus = cu.add_subparsers(dest="customer_cmd", required=True)
+    ca = cus.add_parser("add")
+    ca.add_argument("name")
+    ca.add_argument("phone")
+    ca.add_argument("--email")
+    ca.add_argument("--external-id")
+    ca.add_argument("--field", nargs="*", metavar="KEY=VALUE", help="fields shown in the screen pop")
+    cus.add_parser("find").add_argument("phone")
+    cu.set_defaults(func=cmd_customer)
 
     lm = sub.add_parser("limits", help="number classification and numbers open to every phone")
     lms = lm.add_subparsers(dest="limits_cmd", required=True)

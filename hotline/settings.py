@@ -85,6 +85,52 @@ class Settings:
     media_max_concurrent_conversions: int = _s(2, "Uploads converted at the same time.")
     media_sync_interval_s: float = _s(60.0, "Seconds between re-syncs of the nodes' media folders.")
     ffmpeg_binary: str = _s("ffmpeg", "The ffmpeg binary that converts uploads and recordings.")
+    # --- events, caller lookup (CRM), webhooks
+    event_ring_size: int = _s(10_000, "Recent events kept in memory so stream consumers can resume.")
+    crm_url: str = _s(
+        "",
+        "HTTP CRM lookup URL template; {number} (required) and {did} are replaced, percent-encoded; empty = no CRM.",
+    )
+    crm_token: str = _s("", "Bearer token sent to the CRM; empty = none.")
+    crm_timeout: float = _s(0.5, "Total seconds one CRM request may take.")
+    lookup_timeout: float = _s(
+        0.6, "Total seconds a caller lookup may take (database + CRM); keep below agi_decision_timeout."
+    )
+    crm_cache_ttl: float = _s(300.0, "Seconds a CRM answer that found the caller is reused.")
+    crm_negative_ttl: float = _s(60.0, 'Seconds a CRM "not found" is reused.')
+    crm_cache_size: int = _s(10_000, "Numbers kept in the CRM answer cache (LRU).")
+    crm_earlier_calls: int = _s(5, "Earlier calls of the caller shown in the screen pop.")
+    webhook_timeout: float = _s(10.0, "Total seconds one webhook attempt may take.")
+    webhook_max_attempts: int = _s(10, "Attempts before a delivery is marked failed.")
+    webhook_backoff_base: float = _s(5.0, "Seconds before the first retry; doubles per attempt, 50-100 % jitter.")
+    webhook_backoff_max: float = _s(3600.0, "Longest wait between two attempts.")
+    webhook_concurrency: int = _s(8, "Webhook requests in flight at most.")
+    webhook_queue_size: int = _s(10_000, "Events waiting to be stored before new ones are dropped for webhooks.")
+    webhook_poll_interval: float = _s(
+        2.0, "Seconds between looks for due deliveries (retries, restarts, other instances)."
+    )
+    webhook_retention_days: float = _s(14.0, "Days delivered/failed deliveries are kept.")
+    # --- recordings
+    recording_storage: str = _s("local", "Where MP3 recordings are kept: 'local' (a folder) or 's3'.")
+    recording_dir: str = _s("", "Folder of the local backend; empty = <data_dir>/recordings.")
+    recording_s3_bucket: str = _s("", "S3 bucket; required when recording_storage is 's3'.")
+    recording_s3_endpoint_url: str = _s("", "S3-compatible endpoint URL; empty = AWS.")
+    recording_s3_region: str = _s("us-east-1", "Region name used in S3 request signing.")
+    recording_s3_access_key: str = _s("", "S3 access key; empty = boto3's usual credential chain.")
+    recording_s3_secret_key: str = _s("", "S3 secret key (never logged).")
+    recording_s3_prefix: str = _s("recordings/", "Key prefix inside the bucket.")
+    recording_s3_addressing_style: str = _s("path", "S3 addressing: 'path', 'virtual' or 'auto'.")
+    recording_retention_days: int = _s(0, "Delete stored recordings older than this many days; 0 = keep forever.")
+    recording_max_attempts: int = _s(8, "Failed conversion/upload attempts before a recording is marked failed.")
+    recording_workers: int = _s(2, "Recordings converted and uploaded at once.")
+    recording_retry_base: float = _s(30.0, "Seconds before the first retry; doubles each time.")
+    recording_retry_max: float = _s(3600.0, "Longest wait between two retries.")
+    recording_mp3_bitrate: int = _s(32, "MP3 bit rate in kbit/s.")
+    recording_convert_timeout: float = _s(600.0, "Seconds ffmpeg may take per recording.")
+    recording_incomplete_grace: float = _s(
+        120.0, "Seconds an unfinished WAV must stay unchanged before it is salvaged."
+    )
+    recording_scan_interval: float = _s(600.0, "Seconds between scans of the nodes' monitor folders for orphans.")
     # --- agents
     agent_login_code: str = _s(
         "*11", "Feature code a phone dials to log an agent in (agent number, then PIN, each ended by #)."
@@ -167,6 +213,16 @@ _INT_RANGES = {
     "agi_max_sessions": (1, 100_000),
     "agi_watchdog": (2, 120),
     "media_max_upload_bytes": (1024, 1_073_741_824),
+    "event_ring_size": (100, 10_000_000),
+    "crm_cache_size": (0, 10_000_000),
+    "crm_earlier_calls": (0, 100),
+    "webhook_max_attempts": (1, 1000),
+    "webhook_concurrency": (1, 1000),
+    "webhook_queue_size": (10, 10_000_000),
+    "recording_retention_days": (0, 36500),
+    "recording_max_attempts": (1, 100),
+    "recording_workers": (1, 64),
+    "recording_mp3_bitrate": (8, 320),
     "media_max_concurrent_conversions": (1, 64),
     "fallback_cause": (1, 127),
 }
@@ -263,6 +319,12 @@ def load_settings(
         raise ConfigError(f"setting lab_instance: 1-16 of a-z 0-9 _ - (got {settings.lab_instance!r})")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"setting log_level: unknown level {settings.log_level!r}")
+    if settings.recording_storage not in ("local", "s3"):
+        raise ConfigError(f"setting recording_storage: must be 'local' or 's3' (got {settings.recording_storage!r})")
+    if settings.recording_storage == "s3" and not settings.recording_s3_bucket:
+        raise ConfigError("setting recording_s3_bucket: required when recording_storage is 's3'")
+    if settings.lookup_timeout >= settings.agi_decision_timeout:
+        raise ConfigError("setting lookup_timeout: must be below agi_decision_timeout (the call must still be routed)")
     codes = {n: getattr(settings, n) for n in ("agent_login_code", "agent_logoff_code", "agent_pause_code",
                                                 "agent_unpause_code")}  # fmt: skip
     for name, code in codes.items():

@@ -204,6 +204,14 @@ def test_add_queue_takes_database_defaults(config: ConfigRepository) -> None:
         max_wait=None,
         announce_frequency=0,
         announce_holdtime="no",
+        announce_position="no",
+        announce_position_limit=5,
+        periodic_announce="",
+        periodic_announce_frequency=0,
+        priority=0,
+        overflow_type="",
+        overflow_value="",
+        recording="never",
     )
 
 

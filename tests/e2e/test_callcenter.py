@@ -290,3 +290,95 @@ def test_limits_refuse_call_types_and_quotas_survive_a_restart(lab: Lab) -> None
         assert "daily call quota of group juniors reached (1/1)" in summary
     finally:
         _cli(lab, "group", "set", "juniors", "--daily-call-quota", "-1")
+
+
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 that keeps every request (headers and raw body)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []  # type: ignore[var-annotated]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append((dict(self.headers.items()), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_screen_pop_webhooks_signed_and_recording_stored(lab: Lab) -> None:
+    """One queue call with recording on: the agent's ring publishes the screen pop (caller found in the
+    customer records), webhooks deliver it and the call's end signed with HMAC, and the recording becomes
+    an MP3 in the storage under the call id."""
+    import hashlib
+    import hmac
+    import json
+
+    from hotline.db.repositories.recordings import RecordingRepository
+
+    _logoff_everyone(lab)
+    caller = _caller()
+    _cli(lab, "customer", "add", "Ada Lovelace", caller, "--email", "ada@example.org", "--field", "tier=gold")
+    receiver = _Receiver()
+    out = _cli(lab, "webhook", "add", receiver.url, "--events", "call.*,agent.ringing")
+    secret = out.split("signing secret (shown once): ", 1)[1].strip()
+    _cli(lab, "queue", "set", "cc-sales", "recording=always")
+    try:
+        _register(lab, "2202", 5721)
+        _cli(lab, "agent", "login", "1002", "--phone", "2202")
+        with Sipp(lab.workdir, "answer.xml", "", local_ip="127.0.0.1", port=5721, timeout_s=20, uas=True) as desk:
+            wait_for(desk.listening, 5, "desk 2202 to listen")
+            call = _carrier_call(lab, "5300", 5731, "caller_talks.xml", caller)
+            call.cmd[call.cmd.index("-d") + 1] = "2500"  # 2.5 s of conversation, then the caller hangs up
+            assert call.run().ok
+            assert desk.wait().ok
+        rec = _call_of(lab, caller)
+        assert rec.agent_number == "1002"
+
+        def deliveries() -> dict[str, dict[str, object]]:
+            out: dict[str, dict[str, object]] = {}
+            for headers, body in list(receiver.received):
+                ts = headers["X-Hotline-Timestamp"]
+                expected = "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+                assert hmac.compare_digest(headers["X-Hotline-Signature"], expected), "bad signature"
+                doc = json.loads(body)
+                if doc["data"].get("call_id") == rec.call_id:
+                    out[doc["event"]] = doc["data"]
+            return out
+
+        got = wait_for(lambda: (d := deliveries()) and {"call.screen_pop", "call.ended"} <= set(d) and d, 20,
+                       "the signed webhook deliveries")  # fmt: skip
+        pop = got["call.screen_pop"]
+        assert pop["agent"] == "1002" and pop["queue"] == "cc-sales"
+        assert pop["customer"]["name"] == "Ada Lovelace" and pop["customer"]["data"] == {"tier": "gold"}  # type: ignore[index]
+        assert got["call.ended"]["hangup_by"] == "caller"
+        assert lab.engine is not None
+        recordings = RecordingRepository(lab.engine)
+        stored = wait_for(
+            lambda: [r for r in recordings.for_call(rec.call_id) if r.state == "stored"], 30, "the stored recording"
+        )
+        key = stored[0].storage_key
+        assert key is not None and rec.call_id in key and key.endswith(".mp3")
+        mp3 = lab.settings.data_dir / "recordings" / key
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=format_name,duration", "-of",
+                                "json", str(mp3)], capture_output=True, text=True, timeout=30)  # fmt: skip
+        fmt = json.loads(probe.stdout)["format"]
+        assert fmt["format_name"] == "mp3" and 1.5 <= float(fmt["duration"]) <= 4.0
+    finally:
+        receiver.close()
+        _cli(lab, "queue", "set", "cc-sales", "recording=never")

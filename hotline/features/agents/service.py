@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from hotline.db.repositories.agents import AgentStateRepository, Transition
 from hotline.domain import agent_state as st
 from hotline.domain.agent_state import AgentStatus, IllegalTransition
+from hotline.domain.calls import CallRecord
 from hotline.domain.config import Agent, ConfigSnapshot
 from hotline.errors import ConflictError, HotlineError, NotFoundError, ValidationError
 from hotline.passwords import verify_secret
@@ -75,6 +76,7 @@ class AgentService:
         self._usage: dict[tuple[int, date], tuple[int, int]] = {}
         self._writes: deque[Transition] = deque()
         self._usage_writes: deque[tuple[int, date, int, int]] = deque()
+        self._placed: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._reload_task: asyncio.Task[None] | None = None
@@ -156,6 +158,18 @@ class AgentService:
         if (agent_id, day) not in self._usage:
             self._usage[(agent_id, day)] = await asyncio.to_thread(self._repo.usage, agent_id, day)
         return self._usage[(agent_id, day)]
+
+    def placed_call(self, call_id: str, agent_id: int) -> None:
+        """An outside call an agent placed: one call now, its talk time when it ends (`call_ended`)."""
+        self.count_usage(agent_id, calls=1)
+        self._placed[call_id] = agent_id
+        while len(self._placed) > 100_000:  # calls that never ended (lost events): forget the oldest
+            self._placed.pop(next(iter(self._placed)))
+
+    def call_ended(self, record: CallRecord) -> None:
+        agent_id = self._placed.pop(record.call_id, None)
+        if agent_id is not None and record.talk_s:
+            self.count_usage(agent_id, seconds=round(record.talk_s))
 
     def count_usage(self, agent_id: int, *, calls: int = 0, seconds: int = 0) -> None:
         day = self._clock().date()

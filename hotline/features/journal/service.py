@@ -23,7 +23,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from hotline.db.repositories import CallRepository
@@ -72,8 +72,10 @@ class JournalService:
         flush_interval: float = 0.2,
         max_pending: int = 100_000,
         call_idle_timeout: float = 3600.0,
+        on_call_end: Callable[[CallRecord], None] | None = None,
     ) -> None:
         self._repo = repo
+        self._on_call_end = on_call_end
         self._batch = batch_size
         self._interval = flush_interval
         self._max_pending = max_pending
@@ -249,10 +251,20 @@ class JournalService:
             if tracker.apply(from_journal(ev)):
                 self._records[call_id] = tracker.record
                 self._forget(call_id)
+                self._ended(tracker.record)
             else:
                 self._records[call_id] = tracker.record
         if len(self._events) >= self._batch:
             self._wakeup.set()
+
+    def _ended(self, record: CallRecord) -> None:
+        """Tell the listener (quotas, webhooks) a call ended; its failure never touches the journal."""
+        if self._on_call_end is None:
+            return
+        try:
+            self._on_call_end(record)
+        except Exception:
+            log.exception("call-end listener failed for %s", record.call_id)
 
     def _touch(self, call_id: str) -> None:
         self._last_activity[call_id] = time.monotonic()
@@ -382,4 +394,5 @@ class JournalService:
                 if tracker is not None:
                     tracker.close_idle(datetime.now(UTC))
                     self._records[call_id] = tracker.record
+                    self._ended(tracker.record)
                 self._forget(call_id)

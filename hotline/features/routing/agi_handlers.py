@@ -99,11 +99,7 @@ class RoutingHandlers:
         agent = self._agents.agent_on_phone(phone)
         if agent is not None:  # quota usage survives restarts: read once per agent and day
             await self._agents.load_usage(agent.id)
-        decision = decide_internal(ctx, phone, session.env.extension)
-        counted = decision.action == "dial" and decision.call_type not in ("internal", "emergency", "help")
-        if counted and agent is not None:
-            self._agents.count_usage(agent.id, calls=1)
-        return decision
+        return decide_internal(ctx, phone, session.env.extension)
 
     async def _route(self, session: AGISession, decide: Decider) -> None:
         env = session.env
@@ -182,6 +178,10 @@ class RoutingHandlers:
         for name, value in (*decision.variables, *extra.items()):
             await session.set_variable(name, value)
         await session.set_variable("HOTLINE_ACTION", decision.action)
+        if decision.action == "dial" and decision.call_type not in ("", "internal", "emergency", "help"):
+            agent = self._context(node).snap.agent_by_number.get(decision.agent)
+            if agent is not None:  # counts against the agent's daily quotas (calls now, minutes at the end)
+                self._agents.placed_call(call_id, agent.id)
         self.decided += 1
         data = decision.as_dict()
         if decision.agent:
