@@ -397,8 +397,11 @@ exten => h,1,NoOp(hang-up during routing)
  same => n,Set(HOTLINE_FALLBACK_REASON=watchdog)
  same => n,Goto(hotline-fallback,s,1)
 
+; Early media first (183 with SDP): callers hear the queue's music and announcements before an agent
+; answers, and the call is answered (billed) only when an agent takes it.
 [hotline-do-queue]
-exten => s,1,Set(QUEUE_PRIO=${{HOTLINE_QUEUE_PRIO}})
+exten => s,1,Progress()
+ same => n,Set(QUEUE_PRIO=${{HOTLINE_QUEUE_PRIO}})
  same => n,Queue(${{HOTLINE_QUEUE}},${{HOTLINE_QUEUE_OPTIONS}},,,${{HOTLINE_QUEUE_TIMEOUT}})
  same => n,GotoIf($["${{HOTLINE_QUEUE_OVERFLOW}}" = "yes"]?overflow)
  same => n,Hangup(${{IF($["${{QUEUESTATUS}}" = "FULL"]?34:16)}})

@@ -188,6 +188,9 @@ def _seed_callcenter(config: ConfigRepository, settings: Settings) -> None:
     config.add_route("5301", "time", "cc-hours")
     config.add_route("5302", "redirect", "sip:+4930999@127.0.0.9:5090")
     config.add_route("5303", "ivr", "cc-main")
+    # nobody serves cc-hold: callers hear its music for 3 s, then the overflow hangs up
+    config.add_queue("cc-hold", max_wait=3, overflow_type="hangup")
+    config.add_route("5304", "queue", "cc-hold")
 
 
 @pytest.fixture(scope="session")

@@ -382,3 +382,30 @@ def test_screen_pop_webhooks_signed_and_recording_stored(lab: Lab) -> None:
     finally:
         receiver.close()
         _cli(lab, "queue", "set", "cc-sales", "recording=never")
+
+
+def test_uploaded_music_on_hold_and_queue_overflow(lab: Lab) -> None:
+    """An MP3 uploaded as a music class plays to callers waiting in the queue that names it (served to the
+    node through realtime, no reload); after the queue's maximum wait the overflow destination takes over."""
+    mp3 = lab.workdir / "calm.mp3"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=330:duration=4",
+                    str(mp3)], check=True, timeout=60)  # fmt: skip
+    _cli(lab, "media", "moh-class", "calm")
+    _cli(lab, "media", "moh", "calm", "tone", str(mp3))
+    _cli(lab, "queue", "set", "cc-hold", "musicclass=calm")
+    # the running service copies the converted file to the node's media folder
+    node_file = lab.node.host_dir / "media" / "moh" / "calm" / "tone.wav"
+    wait_for(node_file.exists, 10, "the music file on the node")
+    caller = _caller()
+    # never answered: music as early media (183), then the overflow hangs up (603, cause 16)
+    waits = scenarios.refused_call(lab.workdir, phone=False, code=603, name="moh-wait")
+    res = _carrier_call(lab, "5304", 5741, waits, caller).run()
+    assert res.ok, res.messages[-2000:]
+    assert "SIP/2.0 183" in res.messages
+    rec = _call_of(lab, caller)
+    moh = wait_for(lambda: _events(lab, rec.call_id, "MusicOnHoldStart"), 5, "the music-on-hold event")
+    assert moh[0].data.get("Class") == "calm"
+    summaries = _routed(lab, rec.call_id)
+    assert summaries[0] == "DID 5304 -> queue cc-hold"
+    assert summaries[1].startswith("queue cc-hold TIMEOUT -> overflow hang up")
+    assert rec.queue_wait_s is not None and 2.5 <= rec.queue_wait_s <= 6
