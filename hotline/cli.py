@@ -489,12 +489,19 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
 
 def seed_demo(settings: Settings) -> list[tuple[str, str]]:
-    """Idempotent demo data: 3 phones, 2 agents, a queue with two members, DID 5000 -> queue support.
+    """Idempotent demo data: a small call center.
 
-    Phone passwords are random; they are kept (mode 0600) in <data_dir>/demo-credentials.txt so the
-    demo can print them again; the database holds only digests.
+    3 desk phones; agents Alice (1001) and Boris (1002) who log in on any desk with *11 and their PIN and
+    then serve queue 'support'; a 'sales' group limited to local and mobile calls; pause reasons; an IVR
+    on DID 5002 (1 = support, 2 = a SIP 302 to the carrier); business hours on DID 5003 (open -> support,
+    closed -> the IVR); number classification and the emergency number 112.
+    Phone passwords and PINs are random; they are kept (mode 0600) in <data_dir>/demo-credentials.txt so
+    the demo can print them again; the database holds only digests and argon2id hashes.
     """
+    from hotline.db.repositories.callcenter import CallCenterRepository
+
     repo = _config_repo(settings)
+    cc = CallCenterRepository(repo._engine)
     cred_file = Path(settings.data_dir) / "demo-credentials.txt"
     creds: dict[str, str] = {}
     if cred_file.exists():
@@ -507,21 +514,43 @@ def seed_demo(settings: Settings) -> list[tuple[str, str]]:
         if name not in snap.phone_by_name:
             pw = secrets.token_urlsafe(9)
             repo.add_phone(name, pw, realm=settings.sip_realm, callerid=f'"Desk {name}" <{name}>')
-            creds[name] = pw
+            creds[f"phone {name}"] = pw
     if "sales" not in {g.name for g in snap.agent_groups}:
         repo.add_agent_group("sales", "Demo group")
-    if "1001" not in snap.agent_by_number:
-        repo.add_agent("1001", "Alice Demo", group="sales", phone="2001")
-    if "1002" not in snap.agent_by_number:
-        repo.add_agent("1002", "Boris Demo", group="sales", phone="2002")
+        cc.update_agent_group("sales", allowed_call_types="local,mobile", max_missed_in_row=3)
     if "support" not in snap.queue_by_name:
-        repo.add_queue("support", strategy="rrmemory", timeout=15)
-        repo.add_queue_member("support", "PJSIP/2001", membername="1001")
-        repo.add_queue_member("support", "PJSIP/2002", membername="1002")
-    if "5000" not in snap.route_by_did:
-        repo.add_route("5000", "queue", "support", description="Demo support line")
-    if "5001" not in snap.route_by_did:
-        repo.add_route("5001", "phone", "2003", description="Demo direct line")
+        repo.add_queue("support", strategy="rrmemory", timeout=15, wrapuptime=5, announce_position="yes")
+    for number, name in (("1001", "Alice Demo"), ("1002", "Boris Demo")):
+        if number not in snap.agent_by_number:
+            pin = f"{secrets.randbelow(10**4):04d}"
+            repo.add_agent(number, name, group="sales", pin=pin)
+            cc.set_agent_queue(number, "support")
+            creds[f"agent {number} PIN"] = pin
+    for reason, paid in (("lunch", False), ("training", True)):
+        if reason not in snap.pause_reason_by_name:
+            cc.add_pause_reason(reason, paid=paid, max_duration_s=3600)
+    if "main" not in snap.ivr_by_name:
+        cc.add_ivr("main", "queue-thankyou", fail_type="queue", fail_value="support")
+        cc.set_ivr_option("main", "1", "queue", "support")
+        cc.set_ivr_option("main", "2", "redirect", settings.carrier_contact)
+    if "office" not in snap.time_by_name:
+        cc.add_time_condition("office", "mon-fri 09:00-18:00", open_type="queue", open_value="support",
+                              closed_type="ivr", closed_value="main")  # fmt: skip
+    if not snap.call_type_rules:
+        for position, (pattern, kind) in enumerate(
+            (("_8800X.", "premium"), ("_9XXXXXXXXX", "mobile"), ("_[2-7]XXXXXX", "local"), ("+", "international"))
+        ):
+            cc.add_call_type_rule(pattern, kind, position=position)
+    if "112" not in snap.service_by_number:
+        cc.add_service_number("112", "emergency", "external", "112")
+    for did, kind, value, description in (
+        ("5000", "queue", "support", "Demo support line"),
+        ("5001", "phone", "2003", "Demo direct line"),
+        ("5002", "ivr", "main", "Demo menu"),
+        ("5003", "time", "office", "Demo business hours"),
+    ):
+        if did not in snap.route_by_did:
+            repo.add_route(did, kind, value, description=description)
     cred_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(cred_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -548,9 +577,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\n=== Hotline demo call center is running ===")
         print(f"web:        http://{settings.http_host}:{settings.http_port}/health")
         print(f"Asterisk:   {len(nodes)} node(s); SIP on {node.address}:{node.sip_port} (realm {settings.sip_realm})")
-        for name, pw in creds:
-            print(f"phone {name}: user {name} password {pw}")
-        print("DID 5000 -> queue 'support' (phones 2001, 2002); DID 5001 -> phone 2003")
+        for key, secret in creds:
+            if key.startswith("phone "):
+                name = key.split()[1]
+                print(f"phone {name}: user {name} password {secret}")
+            else:
+                print(f"{key}: {secret}")
+        print("agents log in on any desk: dial *11, then the agent number and #, then the PIN and #")
+        print("DID 5000 -> queue 'support'; 5001 -> phone 2003; 5002 -> IVR; 5003 -> business hours")
         print(f"carrier calls from {', '.join(settings.carrier_addresses)}; Ctrl-C stops everything", flush=True)
 
     try:
