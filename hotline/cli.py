@@ -18,6 +18,7 @@ from typing import Any
 
 from hotline.domain.config import CALL_TYPES, DEST_TYPES, GROUP_ACTIONS, RECORDING_POLICIES
 from hotline.errors import ConfigError, ConflictError, HotlineError, LabError, NotFoundError, ValidationError
+from hotline.features.calls.cli import add_call_parser
 from hotline.settings import Settings, load_settings, settings_markdown
 
 
@@ -790,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     cus.add_parser("find").add_argument("phone")
     cu.set_defaults(func=cmd_customer)
 
+    add_call_parser(sub)
     lm = sub.add_parser("limits", help="number classification and numbers open to every phone")
     lms = lm.add_subparsers(dest="limits_cmd", required=True)
     lc = lms.add_parser("calltype", help="numbers matching PATTERN are of CALL_TYPE")

@@ -57,6 +57,12 @@ def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
         ('sip_realm = "a\\nb"\n', {}, "must be one line"),
         ("agi_decision_timeout = -1\n", {}, "must be positive"),
         ("http_port = true\n", {}, "a boolean is not an integer"),
+        ('agent_login_code = "*1a"\n', {}, "agent_login_code: 2-8 of 0-9 * #"),
+        ('agent_logoff_code = "*11"\n', {}, "feature codes must differ"),
+        ('recording_storage = "ftp"\n', {}, "recording_storage: must be 'local' or 's3'"),
+        ('recording_storage = "s3"\n', {}, "recording_s3_bucket: required"),
+        ("lookup_timeout = 2.0\n", {}, "lookup_timeout: must be below agi_decision_timeout"),
+        ("recording_workers = 0\n", {}, "recording_workers: must be between 1 and 64"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path: Path, content: str, env: dict[str, str], message: str) -> None:

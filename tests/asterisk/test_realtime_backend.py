@@ -270,3 +270,28 @@ async def test_a_reload_before_the_pause_is_saved_keeps_the_pause(backend) -> No
         members = rows((await c.post("/realtime/queue_members/multi", content=b"queue_name=support")).text)
     assert repo.load_snapshot().queue_members[0].paused == 0
     assert members[0]["paused"] == ["1"] and members[0]["reason_paused"] == ["break"]
+
+
+async def test_node_families_answer_per_node_and_refuse_writes(backend) -> None:  # type: ignore[no-untyped-def]
+    rb, _, _ = backend
+    rb.add_node_family(
+        "musiconhold",
+        "name",
+        lambda node: [
+            {"name": "calm", "mode": "files", "directory": f"/hl/lab/{node}/media/moh/calm", "sort": "alpha"}
+        ],
+    )
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with client(rb) as c:
+        r1 = await c.post(
+            "/realtime/musiconhold/single", content=b"name=calm", headers={**form, "X-Hotline-Node": "n1"}
+        )
+        r2 = await c.post(
+            "/realtime/musiconhold/single", content=b"name=calm", headers={**form, "X-Hotline-Node": "n2"}
+        )
+        missing = await c.post("/realtime/musiconhold/single", content=b"name=loud", headers=form)
+        write = await c.post("/realtime/musiconhold/store", content=b"name=x&mode=files", headers=form)
+    assert rows(r1.text)[0]["directory"] == ["/hl/lab/n1/media/moh/calm"]
+    assert rows(r2.text)[0]["directory"] == ["/hl/lab/n2/media/moh/calm"]
+    assert missing.status_code == 200 and missing.text == ""
+    assert write.status_code == 400 and "read-only" in write.text
