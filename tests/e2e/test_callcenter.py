@@ -133,6 +133,11 @@ def test_agent_logs_in_by_dtmf_and_the_queue_rings_that_phone(lab: Lab) -> None:
     rec = _call_of(lab, caller)
     assert rec.queue_name == "cc-sales" and rec.agent_number == "1001" and rec.hangup_by == "agent"
     assert wait_for(lambda: _state(lab, "1001") == "available", 10, "Alice available after the call")
+    # the pause and logoff codes from the same desk
+    for code, state in (("*13", "paused"), ("*14", "available"), ("*12", "logged_out")):
+        plain = scenarios.keyed_call(lab.workdir, "", phone=True, name=f"code-{code[1:]}")
+        assert _phone_call(lab, "2201", 5611, code, plain).run().ok
+        assert wait_for(lambda s=state: _state(lab, "1001") == s, 5, f"Alice {state} after {code}")
 
 
 def test_phone_without_agent_reaches_only_codes_and_emergency(lab: Lab) -> None:
