@@ -410,6 +410,28 @@ def cmd_media(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recordings(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from hotline.db.repositories.recordings import RecordingRepository
+
+    repo = RecordingRepository(_engine(_settings(args)))
+    if args.rec_cmd == "retry":
+        now = datetime.now(UTC)
+        if args.id:
+            r = repo.retry(args.id, now=now)
+            print(f"recording {r.id} of call {r.call_id}: {r.state}, retried now")
+        else:
+            print(f"{repo.retry_failed(now=now)} failed recording(s) retried")
+        return 0
+    rows = repo.for_call(args.call_id) if args.call_id else repo.recent(state=args.state, limit=args.limit)
+    for r in rows:
+        size = f"{r.size} B" if r.size is not None else "-"
+        print(f"{r.id}\t{r.call_id}\t{r.state}\tattempts {r.attempts}\t{r.storage_key or '-'}\t{size}\t"
+              f"{r.last_error or ''}")  # fmt: skip
+    return 0
+
+
 def cmd_webhook(args: argparse.Namespace) -> int:
     from hotline.db.repositories.webhooks import WebhookRepository
 
@@ -765,6 +787,16 @@ def build_parser() -> argparse.ArgumentParser:
     mm.add_argument("--replace", action="store_true")
     mds.add_parser("list")
     md.set_defaults(func=cmd_media)
+
+    rc = sub.add_parser("recordings", help="call recordings: state, storage key, retry")
+    rcs = rc.add_subparsers(dest="rec_cmd", required=True)
+    rl = rcs.add_parser("list")
+    rl.add_argument("--call-id")
+    rl.add_argument("--state", choices=["recording", "pending", "stored", "failed", "deleted"])
+    rl.add_argument("--limit", type=int, default=50)
+    rr = rcs.add_parser("retry", help="retry one recording (ID) or every failed one")
+    rr.add_argument("id", type=int, nargs="?")
+    rc.set_defaults(func=cmd_recordings)
 
     wh = sub.add_parser("webhook", help="signed HTTP callbacks for call and agent events")
     whs = wh.add_subparsers(dest="webhook_cmd", required=True)

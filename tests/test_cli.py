@@ -59,3 +59,50 @@ def test_invalid_input_names_the_field(tmp_path: Path) -> None:
 def test_settings_doc_command(tmp_path: Path) -> None:
     r = hotline(tmp_path, "settings-doc")
     assert r.returncode == 0 and "| `agi_watchdog` |" in r.stdout
+
+
+def test_call_center_configuration_and_agent_commands(tmp_path: Path) -> None:
+    def ok(*args: str, stdin: str = "") -> str:
+        r = hotline(tmp_path, *args, stdin=stdin)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    ok("phone", "add", "2101", "--password-stdin", stdin="a-good-password\n")
+    ok("queue", "add", "sales")
+    ok("group", "add", "juniors")
+    ok("group", "set", "juniors", "--allowed-call-types", "local,mobile", "--daily-call-quota", "5")
+    ok("agent", "add", "1001", "Alice", "--group", "juniors", "--pin", "4321")
+    ok("agent", "queue", "1001", "sales", "--penalty", "2")
+    ok("pause-reason", "add", "lunch", "--max-minutes", "30")
+    assert "on phone 2101" in ok("agent", "login", "1001", "--phone", "2101")
+    assert "paused (lunch)" in ok("agent", "pause", "1001", "--reason", "lunch")
+    status = ok("agent", "status")
+    assert "1001\tAlice\tpaused\tlunch\t2101" in status
+    ok("ivr", "add", "main", "--prompt", "queue-thankyou", "--fail", "queue:sales")
+    ok("ivr", "option", "main", "1", "redirect:sip:+4930@127.0.0.9")
+    ok("time", "add", "office", "--hours", "mon-fri 09:00-18:00", "--open", "queue:sales", "--closed", "ivr:main")
+    ok("time", "holiday", "2026-12-25", "Christmas")
+    ok("limits", "calltype", "_8800X.", "premium")
+    ok("limits", "service", "112", "emergency", "external:112")
+    ok("queue", "set", "sales", "wrapuptime=10", "overflow_type=ivr", "overflow_value=main")
+    ok("route", "add", "5000", "time", "office")
+    assert "logged_out" in ok("agent", "logoff", "1001")
+
+
+def test_call_center_mistakes_are_one_clear_line(tmp_path: Path) -> None:
+    hotline(tmp_path, "queue", "add", "sales")
+    cases = [
+        (("agent", "pause", "4040", "--reason", "x"), "agent '4040' does not exist"),
+        (("ivr", "option", "main", "1", "queue:sales"), "IVR menu 'main' does not exist"),
+        (("time", "add", "t", "--hours", "mon 9-10", "--open", "queue:sales", "--closed", "hangup"), "hours:"),
+        (("time", "holiday", "25/12/2026"), "day: '25/12/2026' is not a date"),
+        (("queue", "set", "sales", "wrapuptime"), "must be OPTION=VALUE"),
+        (("queue", "set", "sales", "colour=red"), "colour: is not a queue option"),
+        (("limits", "service", "112", "emergency", ":112"), "destination: must be TYPE"),
+        (("recordings", "retry", "7"), "recording 7 does not exist"),
+    ]
+    for args, message in cases:
+        r = hotline(tmp_path, *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
