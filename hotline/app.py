@@ -39,6 +39,7 @@ from hotline.db.repositories.webhooks import WebhookRepository
 from hotline.domain.calls import CallRecord
 from hotline.errors import HotlineError, NotFoundError, ValidationError
 from hotline.features.agents.service import AgentService
+from hotline.features.calls import CallControlService
 from hotline.features.cluster.service import NodeService
 from hotline.features.config.service import ConfigService
 from hotline.features.crm import CallerLookupService
@@ -173,6 +174,15 @@ class Hotline:
             self.config_repo,
             self.journal,
             listeners=[self.agents.on_ami, self.recording_starter.on_ami, self.recordings.on_ami, self._screen_pop],
+        )
+        self.calls = CallControlService(
+            self.nodes.client,
+            lambda: self.config.snapshot,
+            self.agents,
+            self.journal,
+            originate_timeout=settings.call_originate_timeout,
+            list_timeout=settings.ami_action_timeout,
+            route_context=self._route_context,
         )
         self.routing = RoutingHandlers(
             self._route_context,

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from hotline.domain.config import CALL_TYPES, DEST_TYPES, GROUP_ACTIONS, RECORDING_POLICIES
-from hotline.errors import ConfigError, ConflictError, HotlineError, LabError, NotFoundError, ValidationError
+from hotline.errors import (
+    ConfigError,
+    ConflictError,
+    HotlineError,
+    LabError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from hotline.features.calls.cli import add_call_parser
 from hotline.settings import Settings, load_settings, settings_markdown
 
@@ -856,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
     try:
         return int(args.func(args))
-    except (ConfigError, ValidationError, NotFoundError, ConflictError) as exc:
+    except (ConfigError, ValidationError, NotFoundError, ConflictError, PermissionDeniedError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
     except LabError as exc:

@@ -41,6 +41,10 @@ class ValidationError(HotlineError):
         self.message = message
 
 
+class PermissionDeniedError(HotlineError):
+    """The user or the agent's group is not allowed this action (a limit, later a role)."""
+
+
 class NotFoundError(HotlineError):
     """The object asked for does not exist."""
 

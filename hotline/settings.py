@@ -131,6 +131,10 @@ class Settings:
         120.0, "Seconds an unfinished WAV must stay unchanged before it is salvaged."
     )
     recording_scan_interval: float = _s(600.0, "Seconds between scans of the nodes' monitor folders for orphans.")
+    # --- call control
+    call_originate_timeout: float = _s(
+        30.0, "Seconds the agent's phone (click-to-call) or the supervisor's phone (spy) rings before Hotline gives up."
+    )
     # --- agents
     agent_login_code: str = _s(
         "*11", "Feature code a phone dials to log an agent in (agent number, then PIN, each ended by #)."

@@ -103,6 +103,43 @@ CACHE_LIFETIME_S = 600
 REALTIME_FAMILIES = ("ps_endpoints", "ps_auths", "ps_aors", "ps_contacts", "queues", "queue_members", "musiconhold")
 
 
+#: The dialplan context every call dialled on a phone enters (config_render.py); an Originate into it
+#: is routed by Hotline's FastAGI router like a number the agent keyed, so the agent's limits apply.
+PHONES_CONTEXT = "hotline-phones"
+#: The context of the call-control extensions (hold, attended transfer) that config_render.py must
+#: render: see `CONTROL_DIALPLAN` and docs/call-control.md.
+CONTROL_CONTEXT = "hotline-control"
+HOLD_EXTEN = "hold"  # hold by Redirect: the held party hears music on hold
+HOLDING_EXTEN = "holding"  # hold by Redirect: the agent who put the call on hold waits in silence
+# Atxfer keys its extension as DTMF, so these two must be digits
+CONSULT_EXTEN = "0"  # attended transfer: the consultation leg goes where Hotline decided
+QUEUE_HOLD_EXTEN = "1"  # hold of a queue call: a silent consultation leg (see `hold_by_transfer`)
+
+#: The dialplan the hold and attended-transfer actions (hotline/features/calls) need on every node.
+CONTROL_DIALPLAN = f"""; Call control (hotline/features/calls): hold and attended transfer.
+[{CONTROL_CONTEXT}]
+; hold by Redirect (calls without a queue): the held party hears its music class for at most an hour,
+; the agent waits in silence; `hotline call unhold` bridges them again (AMI Bridge), and when that
+; bridge ends the channel continues here and hangs up.
+exten => {HOLD_EXTEN},1,Answer()
+ same => n,MusicOnHold(,3600)
+ same => n,Hangup()
+exten => {HOLDING_EXTEN},1,Answer()
+ same => n,Wait(3600)
+ same => n,Hangup()
+; hold of a queue call: an attended transfer to this silent leg, so the caller hears music on hold in
+; the queue's own bridge; `unhold` cancels the transfer (AMI CancelAtxfer); after an hour it ends by itself.
+exten => {QUEUE_HOLD_EXTEN},1,Answer()
+ same => n,Wait(3600)
+ same => n,Hangup()
+; attended transfer: the consultation leg (a Local channel) goes where Hotline decided; the variables
+; were set on the agent's channel with one leading underscore, so the consultation leg inherits them.
+exten => {CONSULT_EXTEN},1,Goto(hotline-do-${{HOTLINE_ACTION}},s,1)
+"""
+#: features.conf [featuremap] entry the attended transfer needs (Asterisk's default maps nothing).
+FEATUREMAP_ATXFER = "*2"
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     name: str
@@ -131,7 +168,8 @@ def render_node(settings: Settings, node: NodeSpec, ast_dir: str) -> dict[str, s
         "extensions.conf": _extensions_conf(settings, node),
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
-        "features.conf": "[general]\n",
+        # attended transfer (AMI Atxfer) plays this feature code; Asterisk maps none by default
+        "features.conf": f"[general]\n\n[featuremap]\natxfer => {FEATUREMAP_ATXFER}\n",
         "ccss.conf": "[general]\n",
         "udptl.conf": "[general]\n",
         "acl.conf": "",
@@ -466,7 +504,8 @@ exten => s,1,Set(__HOTLINE_CALL_ID=${{IF($["${{HOTLINE_CALL_ID}}" = ""]?fb-${{UN
  same => n(message),Answer()
  same => n,Playback(ss-noservice)
  same => n,Hangup(${{HOTLINE_FALLBACK_CAUSE}})
-"""
+
+{CONTROL_DIALPLAN}"""
 
 
 _INDICATIONS = """[general]

@@ -215,3 +215,114 @@ def ring_no_answer(folder: Path, name: str = "rna") -> Path:
   <recv request="ACK"/>
 """
     return _write(folder, name, body)
+
+
+# ---------------------------------------------------------------------------------------------- call control
+# Parties whose call is transferred, held, spied on or originated get in-dialog re-INVITEs or UPDATEs from
+# Asterisk (connected-line updates, media changes).  These scenarios answer them and keep waiting for BYE.
+
+_SDP_ANSWER = """Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=party 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16"""
+
+
+def _in_dialog_until_bye() -> str:
+    """Answer re-INVITEs (200 with SDP, then their ACK) and UPDATEs (200) until a BYE comes; answer it."""
+    return f"""  <label id="1"/>
+  <recv request="INVITE" optional="true" next="2"/>
+  <recv request="UPDATE" optional="true" next="4"/>
+  <recv request="BYE" next="3"/>
+  <label id="2"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      {_SDP_ANSWER}
+    ]]>
+  </send>
+  <recv request="ACK" next="1"/>
+  <label id="4"/>
+  <send next="1">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="3"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+def answering_party(folder: Path, name: str = "party") -> Path:
+    """A phone (UAS) that answers one call after 300 ms of ringing, takes in-dialog updates, waits for BYE."""
+    body = f"""  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      {_SDP_ANSWER}
+    ]]>
+  </send>
+  <recv request="ACK" rtd="true" crlf="true"/>
+"""
+    return _write(folder, name, body + _in_dialog_until_bye())
+
+
+def waiting_caller(folder: Path, name: str = "waiting-caller") -> Path:
+    """A carrier call to [service] (-key caller) that is answered, takes in-dialog updates, waits for BYE."""
+    body = _invite(1, auth=False).replace("[user]", "[caller]")
+    body += '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+    body += '  <recv response="183" optional="true"/>\n  <recv response="200" rtd="true"/>\n'
+    body += _ack(1).replace("[user]", "[caller]")
+    return _write(folder, name, body + _in_dialog_until_bye())

@@ -12,8 +12,14 @@ apps/app_chanspy.c; the end-to-end tests run them on a real node):
   the transferer up; the transferee keeps its channel variables.  It needs no DTMF feature code.
 - `Atxfer` only emulates the attended-transfer DTMF feature on the transferer: features.conf must map
   `atxfer` (empty by default) and the transferer must have been given transfer rights (Queue option `t`).
-- `Redirect` of one party of a two-party bridge dissolves the bridge and hangs the other party up; with
-  `ExtraChannel` both move together.  `Bridge` joins two channels that run dialplan.
+- `Redirect` of one party of a two-party bridge dissolves the bridge and hangs the other party up (read
+  in main/bridge.c, not exercised: Hotline always moves both); with `ExtraChannel` both move together.
+  `Bridge` joins two channels that run dialplan, but it first swaps each for a "Surrogate" channel
+  (ast_channel_yank, main/bridge.c): app_queue follows the masquerade, and its AgentComplete then names
+  an internal channel, which AMI never shows ("No agent event string, bailing" in the node's log; seen
+  on 22.10), so Hotline would never see the agent's queue call end.
+  Queue calls are therefore held inside their bridge instead: an attended transfer to a silent leg
+  makes the bridge play music on hold to the caller, CancelAtxfer ends it.
 - ChanSpy's option `u` takes an exact channel name: the plain prefix form `PJSIP/2201` would also match
   `PJSIP/22010-...`.  Option `d` (switch modes by DTMF) is never given: it would let a supervisor allowed
   only to listen press 6 and barge in.
@@ -25,41 +31,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hotline.asterisk.config_render import (
+    CONSULT_EXTEN,
+    CONTROL_CONTEXT,
+    HOLD_EXTEN,
+    HOLDING_EXTEN,
+    PHONES_CONTEXT,
+    QUEUE_HOLD_EXTEN,
+)
 from hotline.domain.config import Agent, AgentGroup, ConfigSnapshot
 from hotline.domain.limits import classify
-from hotline.errors import ConflictError, HotlineError, NotFoundError, ValidationError
+from hotline.errors import ConflictError, NotFoundError, ValidationError
 from hotline.features.routing.router import Decision, RouteContext, decide_inbound, destination
 from hotline.protocols.ami import Message
-
-#: The dialplan context every call dialled on a phone enters (config_render.py); an Originate into it
-#: is routed by Hotline's FastAGI router like a number the agent keyed, so the agent's limits apply.
-PHONES_CONTEXT = "hotline-phones"
-#: The context of the call-control extensions (hold, attended transfer) that config_render.py must
-#: render: see `CONTROL_DIALPLAN` and docs/call-control.md.
-CONTROL_CONTEXT = "hotline-control"
-HOLD_EXTEN = "hold"  # the held party hears music on hold
-HOLDING_EXTEN = "holding"  # the agent who put the call on hold waits in silence
-CONSULT_EXTEN = "0"  # attended transfer: keyed as DTMF by Atxfer, so it must be digits
-
-#: The dialplan the hold and attended-transfer actions need on every node (not yet rendered by
-#: hotline/asterisk/config_render.py; append it to _extensions_conf there).
-CONTROL_DIALPLAN = f"""; Call control (hotline/features/calls): hold and attended transfer.
-; hold: the held party hears music (class HOTLINE_HOLD_CLASS, '' = default) for at most an hour; the
-; agent waits in silence. `hotline call unhold` bridges them again (AMI Bridge); when that bridge
-; ends, the channel continues here and hangs up.
-[{CONTROL_CONTEXT}]
-exten => {HOLD_EXTEN},1,Answer()
- same => n,MusicOnHold(${{HOTLINE_HOLD_CLASS}},3600)
- same => n,Hangup()
-exten => {HOLDING_EXTEN},1,Answer()
- same => n,Wait(3600)
- same => n,Hangup()
-; attended transfer: the consultation leg (a Local channel) goes where Hotline decided; the variables
-; were set on the agent's channel with one leading underscore, so the consultation leg inherits them.
-exten => {CONSULT_EXTEN},1,Goto(hotline-do-${{HOTLINE_ACTION}},s,1)
-"""
-#: features.conf [featuremap] entry the attended transfer needs (Asterisk's default maps nothing).
-FEATUREMAP_ATXFER = "*2"
 
 #: Group actions (domain/config.py GROUP_ACTIONS) by what they are used for here.
 ORIGINATE = "originate"
@@ -93,10 +77,6 @@ _RESERVED_HEADERS = frozenset(
         "timestamp",
     }
 )
-
-
-class PermissionDeniedError(HotlineError):
-    """The agent's group does not allow this action (belongs in hotline/errors.py)."""
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -368,8 +348,30 @@ def blind_transfer_fields(transferer: str, decision: Decision) -> Fields:
     return [("Channel", transferer), ("Context", f"hotline-do-{decision.action}"), ("Exten", "s")]
 
 
-def atxfer_fields(transferer: str) -> Fields:
-    return [("Channel", transferer), ("Context", CONTROL_CONTEXT), ("Exten", CONSULT_EXTEN)]
+def atxfer_fields(transferer: str, exten: str = CONSULT_EXTEN) -> Fields:
+    # '#' ends the number: the first digit usually interrupts the "transfer" prompt, and the digit
+    # collector then waits for one more digit for `transferdigittimeout` (3 s) unless '#' follows
+    return [("Channel", transferer), ("Context", CONTROL_CONTEXT), ("Exten", exten + "#")]
+
+
+def hold_by_transfer(agent_leg: LiveChannel) -> bool:
+    """Queue calls are held inside the queue's bridge (an attended transfer to a silent leg): moving them
+    out and back with Redirect and Bridge would lose app_queue's AgentComplete (module docstring)."""
+    return agent_leg.application == "AppQueue"
+
+
+def on_hold_by_transfer(channels: Sequence[LiveChannel]) -> bool:
+    return any(c.context == CONTROL_CONTEXT and c.exten == QUEUE_HOLD_EXTEN for c in channels)
+
+
+def busy_with(channels: Sequence[LiveChannel]) -> str | None:
+    """What control action is under way on the call ('on hold', 'in an attended transfer'), else None."""
+    extens = {c.exten for c in channels if c.context == CONTROL_CONTEXT}
+    if extens & {HOLD_EXTEN, HOLDING_EXTEN, QUEUE_HOLD_EXTEN}:
+        return "on hold"
+    if CONSULT_EXTEN in extens:
+        return "in an attended transfer"
+    return None
 
 
 def hold_fields(held: str, holding: str) -> Fields:

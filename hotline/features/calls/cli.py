@@ -27,7 +27,14 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hotline.errors import ConfigError, ConflictError, HotlineError, NodeUnavailableError, NotFoundError, ValidationError
+from hotline.errors import (
+    ConfigError,
+    ConflictError,
+    HotlineError,
+    NodeUnavailableError,
+    NotFoundError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from hotline.asterisk.ami_client import AMIClient
@@ -98,9 +105,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
-async def _session(settings: Settings, work: Callable[[CallControlService], Awaitable[str]]) -> tuple[str, int]:
-    """Run `work` with a CallControlService wired to the database and fresh AMI connections; returns
-    its output and the number of journal entries that could not be delivered."""
+async def _session(settings: Settings, work: Callable[[CallControlService], Awaitable[str]]) -> str:
+    """Run `work` with a CallControlService wired to the database and fresh AMI connections; warn on
+    stderr about journal entries that could not be delivered (also when `work` fails or is refused)."""
     from hotline.asterisk.ami_client import AMIClient
     from hotline.db.engine import create_engine_for
     from hotline.db.migrate import upgrade
@@ -156,10 +163,13 @@ async def _session(settings: Settings, work: Callable[[CallControlService], Awai
             journal_flush=journal.flush,
         )
         try:
-            out = await work(service)
+            return await work(service)
         finally:
             await journal.flush()
-        return out, journal.failed
+            if journal.failed:
+                n = journal.failed
+                print(f"hotline: warning: {n} journal entr{'y' if n == 1 else 'ies'} not delivered "
+                      "(is Hotline running and connected to the node?)", file=sys.stderr)  # fmt: skip
     finally:
         for t in tasks:
             t.cancel()
@@ -190,7 +200,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         elif sub == "hold":
             r = await svc.hold(args.call_id, actor=actor, agent=args.agent, moh_class=args.moh_class or "")
         elif sub == "unhold":
-            r = await svc.unhold(args.call_id, actor=actor)
+            r = await svc.unhold(args.call_id, actor=actor, agent=args.agent)
         elif sub == "spy":
             r = await svc.spy(args.supervisor_phone, args.agent, args.mode, actor=actor)
         else:  # channels
@@ -205,11 +215,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             return "\n".join(lines) or "no channels"
         return f"call {r.call_id} on {r.node}: {r.summary}"
 
-    out, lost = asyncio.run(_session(settings, work))
-    print(out)
-    if lost:
-        print(f"hotline: warning: {lost} journal entr{'y' if lost == 1 else 'ies'} not delivered "
-              "(is Hotline running and connected to the node?)", file=sys.stderr)  # fmt: skip
+    print(asyncio.run(_session(settings, work)))
     return 0
 
 
@@ -234,7 +240,9 @@ def add_call_parser(sub: Any) -> None:
     ho.add_argument("call_id")
     ho.add_argument("--agent", help="the agent holding when several agents are on the call")
     ho.add_argument("--moh-class", help="music class (default: the node's default class)")
-    cs.add_parser("unhold", help="connect a held party and its agent again").add_argument("call_id")
+    uh = cs.add_parser("unhold", help="connect a held party and its agent again")
+    uh.add_argument("call_id")
+    uh.add_argument("--agent", help="the agent who put the call on hold when several agents are on the call")
     sp = cs.add_parser("spy", help="ring SUPERVISOR_PHONE and listen to, whisper to or barge into AGENT's call")
     sp.add_argument("supervisor_phone")
     sp.add_argument("agent")
@@ -245,7 +253,7 @@ def add_call_parser(sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m hotline.features.calls.cli` (the same as `hotline call ...`)."""
-    from hotline.features.calls.actions import PermissionDeniedError
+    from hotline.errors import PermissionDeniedError
 
     p = argparse.ArgumentParser(prog="hotline", allow_abbrev=False)
     p.add_argument("--config", help="TOML settings file (also HOTLINE_CONFIG)")

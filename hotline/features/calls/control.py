@@ -10,7 +10,11 @@ need, and it works in any process (the CLI has no journal in memory) and after a
 journal's view is built from events and can lag behind a transfer by the time of one flush; it does not
 keep channel names at all.  Every node is asked at once, so a call is found wherever it lives.
 
-Journal: one `CallControl` entry (source 'hotline') per attempt: outcome 'requested' before the AMI
+Hold keeps a queue call inside the queue's bridge (an attended transfer to a silent leg) and moves any
+other call out and back (Redirect, then Bridge): actions.py says why.
+
+Journal: one `CallControl` entry per attempt (source 'hotline': domain/calls.EVENT_SOURCES has no
+'control'; the `control` field names the action): outcome 'requested' before the AMI
 action (so it precedes the events it causes), 'refused' with the reason when a limit forbids it (nothing
 is sent to Asterisk), 'failed' with the error when Asterisk refuses.  Hotline's JournalService is the sink
 in the service; the CLI passes a sink that writes through AMI (cli.py) and `journal_flush` to send it.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from hotline.asterisk.config_render import QUEUE_HOLD_EXTEN
 from hotline.domain.config import Agent, ConfigSnapshot, Phone
 from hotline.errors import (
     AsteriskError,
@@ -37,10 +42,11 @@ from hotline.errors import (
     HotlineError,
     NodeUnavailableError,
     NotFoundError,
+    PermissionDeniedError,
     ValidationError,
 )
 from hotline.features.calls import actions as a
-from hotline.features.calls.actions import LiveChannel, PermissionDeniedError
+from hotline.features.calls.actions import LiveChannel
 from hotline.features.routing.router import Decision, RouteContext
 from hotline.ids import new_call_id
 from hotline.protocols.ami import Message
@@ -185,7 +191,7 @@ class CallControlService:
 
     async def _refuse(self, call_id: str, node: str, control: str, why: str, data: Mapping[str, str]) -> None:
         await self._note(call_id, node, control, "refused", {**data, "reason": why})
-        raise PermissionDeniedError(why)
+        raise PermissionDeniedError(f"{why}; refused, journaled under call {call_id}" if call_id else why)
 
     async def _run(
         self,
@@ -215,12 +221,12 @@ class CallControlService:
         if phone_name is None:
             raise ConflictError(f"agent {agent.number} is not logged in")
         phone = _phone(snap, phone_name)
-        candidates = _nodes_to_try(snap, node)
         call_id = new_call_id()
         data = {"agent": agent.number, "phone": phone.name, "number": number, "actor": actor}
         why = a.refusal(snap, agent, a.ORIGINATE) or a.call_type_refusal(snap, agent, number)
-        if why:
-            await self._refuse(call_id, candidates[0], "originate", why, data)
+        if why:  # refused before anything else, even with no node to reach
+            await self._refuse(call_id, next((n.name for n in snap.nodes), ""), "originate", why, data)
+        candidates = _nodes_to_try(snap, node)
         fields = a.originate_fields(
             phone=phone.name,
             callerid=phone.callerid,
@@ -276,6 +282,7 @@ class CallControlService:
         snap = self._snapshot()
         tgt = a.classify_target(snap, target)
         channels = await self.call_channels(call_id)
+        _not_busy(channels, call_id)
         leg, who = a.pick_agent_leg(channels, self._agents_by_phone(channels), call_id, agent)
         peers = a.bridged_with(channels, leg)
         if not peers:
@@ -324,9 +331,13 @@ class CallControlService:
 
     # ------------------------------------------------------------------ hold
     async def hold(self, call_id: str, *, actor: str, agent: str | None = None, moh_class: str = "") -> ControlResult:
-        """Park the agent's party on music on hold and the agent in silence (both leave their bridge
-        together: AMI Redirect with ExtraChannel); `unhold` bridges them again."""
+        """Music on hold for the agent's party, silence for the agent, until `unhold`.
+
+        A queue call stays in its bridge: an attended transfer to a silent leg (AMI Atxfer) makes the bridge
+        play music on hold to the caller, so app_queue keeps following the call.  Any other call leaves
+        its bridge: both parties move together (AMI Redirect with ExtraChannel)."""
         channels = await self.call_channels(call_id)
+        _not_busy(channels, call_id)
         leg, who = a.pick_agent_leg(channels, self._agents_by_phone(channels), call_id, agent)
         peers = a.bridged_with(channels, leg)
         if len(peers) != 1:
@@ -334,20 +345,34 @@ class CallControlService:
                 f"call {call_id}: hold needs the agent in a two-party conversation ({len(peers) + 1} parties)"
             )
         held = peers[0]
-        data = {"agent": who.number, "held": held.name, "actor": actor}
+        by_transfer = a.hold_by_transfer(leg)
+        data = {
+            "agent": who.number,
+            "held": held.name,
+            "how": "transfer" if by_transfer else "redirect",
+            "actor": actor,
+        }
         steps: list[tuple[str, a.Fields]] = []
         if moh_class:
             if moh_class != a.safe(moh_class, 80):
                 raise ValidationError("moh_class", f"{moh_class!r} is not a music class name")
-            steps.append(("Setvar", a.setvar_fields(held.name, "HOTLINE_HOLD_CLASS", moh_class)))
-        steps.append(("Redirect", a.hold_fields(held.name, leg.name)))
+            steps.append(("Setvar", a.setvar_fields(held.name, "CHANNEL(musicclass)", moh_class)))
+        if by_transfer:
+            steps.append(("Atxfer", a.atxfer_fields(leg.name, QUEUE_HOLD_EXTEN)))
+        else:
+            steps.append(("Redirect", a.hold_fields(held.name, leg.name)))
         await self._run(leg.call_id, leg.node, "hold", data, steps)
         return ControlResult(leg.call_id, leg.node, f"{held.name} on hold", (held.name, leg.name))
 
-    async def unhold(self, call_id: str, *, actor: str) -> ControlResult:
+    async def unhold(self, call_id: str, *, actor: str, agent: str | None = None) -> ControlResult:
         channels = await self.call_channels(call_id)
+        if a.on_hold_by_transfer(channels):
+            leg, who = a.pick_agent_leg(channels, self._agents_by_phone(channels), call_id, agent)
+            data = {"agent": who.number, "how": "transfer", "actor": actor}
+            await self._run(leg.call_id, leg.node, "unhold", data, [("CancelAtxfer", [("Channel", leg.name)])])
+            return ControlResult(leg.call_id, leg.node, f"{leg.name} back with its caller", (leg.name,))
         held, holding = a.held_legs(channels)
-        data = {"held": held.name, "agent_channel": holding.name, "actor": actor}
+        data = {"held": held.name, "agent_channel": holding.name, "how": "redirect", "actor": actor}
         await self._run(held.call_id, held.node, "unhold", data, [("Bridge", a.unhold_fields(holding.name, held.name))])
         summary = f"{held.name} back with {holding.name}"
         return ControlResult(held.call_id, held.node, summary, (held.name, holding.name))
@@ -398,6 +423,12 @@ class CallControlService:
         # ChanSpy sees only its own node's channels: the supervisor's leg must start where the agent's is
         await self._run(leg.call_id, leg.node, "spy", data, [("Originate", fields)])
         return ControlResult(leg.call_id, leg.node, f"phone {sup.name} rings to {mode} on {leg.name}", (leg.name,))
+
+
+def _not_busy(channels: Sequence[LiveChannel], call_id: str) -> None:
+    busy = a.busy_with(channels)
+    if busy is not None:
+        raise ConflictError(f"call {call_id} is {busy}: end that first")
 
 
 def _agent(snap: ConfigSnapshot, number: str) -> Agent:
