@@ -78,7 +78,8 @@ class AMIClient:
     # ------------------------------------------------------------------ public
     async def wait_connected(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
         except TimeoutError:
             raise NodeUnavailableError(f"AMI of {self.name} not connected after {timeout:.1f} s") from None
 
@@ -130,7 +131,10 @@ class AMIClient:
 
     # ------------------------------------------------------------------ internals
     async def _session(self) -> None:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self._connect_timeout)
+        # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can lose a cancellation that
+        # arrives as the connection completes, and the client would then never stop
+        async with asyncio.timeout(self._connect_timeout):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
         self._writer = writer
         parser = AMIParser()
         reader_task = asyncio.create_task(self._read_loop(reader, parser), name=f"ami-read-{self.name}")
@@ -164,7 +168,8 @@ class AMIClient:
                 await reader_task
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
+                async with asyncio.timeout(1):
+                    await writer.wait_closed()
 
     async def _read_loop(self, reader: asyncio.StreamReader, parser: AMIParser) -> None:
         while True:
@@ -216,7 +221,8 @@ class AMIClient:
         self._pending[aid] = _Pending(fut, is_list)
         try:
             writer.write(data)
-            return await asyncio.wait_for(fut, timeout or self._action_timeout)
+            async with asyncio.timeout(timeout or self._action_timeout):
+                return await fut
         except TimeoutError:
             raise ActionTimeoutError(
                 f"{self.name}: no answer to {action} in {timeout or self._action_timeout} s"

@@ -173,9 +173,10 @@ async def _session(settings: Settings, work: Callable[[CallControlService], Awai
     finally:
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        if tasks:  # bounded: a client that does not stop must not hang the command
+            _, stuck = await asyncio.wait(tasks, timeout=3)
+            for t in stuck:
+                log.warning("AMI client %s did not stop", t.get_name())
         engine.dispose()
 
 
