@@ -170,10 +170,8 @@ def redirected_call(folder: Path, contact_regexp: str, name: str = "redirected")
     return _write(folder, name, body)
 
 
-def ring_no_answer(folder: Path, name: str = "rna") -> Path:
-    """A phone that rings without answering: 180, then the caller's CANCEL ends the ring.  Each INVITE is
-    a new SIPp call: run it with `calls=N` for N rings."""
-    body = """  <recv request="INVITE" crlf="true"/>
+#: A phone that receives an INVITE and rings (180).
+_RINGING = """  <recv request="INVITE" crlf="true"/>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -187,7 +185,13 @@ def ring_no_answer(folder: Path, name: str = "rna") -> Path:
 
     ]]>
   </send>
-  <recv request="CANCEL"/>
+"""
+
+
+def ring_no_answer(folder: Path, name: str = "rna") -> Path:
+    """A phone that rings without answering: 180, then the caller's CANCEL ends the ring.  Each INVITE is
+    a new SIPp call: run it with `calls=N` for N rings."""
+    body = _RINGING + """  <recv request="CANCEL"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -287,21 +291,7 @@ def _in_dialog_until_bye() -> str:
 
 def answering_party(folder: Path, name: str = "party") -> Path:
     """A phone (UAS) that answers one call after 300 ms of ringing, takes in-dialog updates, waits for BYE."""
-    body = f"""  <recv request="INVITE" crlf="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
+    body = _RINGING + f"""  <pause milliseconds="300"/>
   <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK

@@ -22,17 +22,13 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hotline.errors import (
-    ConfigError,
-    ConflictError,
     HotlineError,
     NodeUnavailableError,
-    NotFoundError,
     ValidationError,
 )
 
@@ -250,35 +246,3 @@ def add_call_parser(sub: Any) -> None:
     sp.add_argument("--mode", choices=SPY_MODE_NAMES, default="listen")
     cs.add_parser("channels", help="live channels on every node (of one call)").add_argument("call_id", nargs="?")
     c.set_defaults(func=cmd_call)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hotline.features.calls.cli` (the same as `hotline call ...`)."""
-    from hotline.errors import PermissionDeniedError
-
-    p = argparse.ArgumentParser(prog="hotline", allow_abbrev=False)
-    p.add_argument("--config", help="TOML settings file (also HOTLINE_CONFIG)")
-    p.add_argument("--data-dir", help="override data_dir")
-    p.add_argument("--database-url", help="override database_url")
-    p.add_argument("-v", "--verbose", action="store_true")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    add_call_parser(sub)
-    args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else os.environ.get("HOTLINE_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args))
-    except (ConfigError, ValidationError, NotFoundError, ConflictError, PermissionDeniedError) as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return 2
-    except HotlineError as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

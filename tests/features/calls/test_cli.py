@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from hotline.cli import build_parser
+from hotline.cli import build_parser, main
 from hotline.db.engine import create_engine_for
 from hotline.db.repositories import ConfigRepository
 from hotline.db.repositories.agents import AgentStateRepository
 from hotline.db.repositories.callcenter import CallCenterRepository
 from hotline.errors import AsteriskError
 from hotline.features.agents.service import AgentService
-from hotline.features.calls.cli import UserEventJournal, cmd_call, main
+from hotline.features.calls.cli import UserEventJournal, cmd_call
 from hotline.protocols.ami import Message
 
 CALL_ID = "01a2158c-fbd8-712c-9ebd-f8a86f4a3a62"
