@@ -191,7 +191,9 @@ _RINGING = """  <recv request="INVITE" crlf="true"/>
 def ring_no_answer(folder: Path, name: str = "rna") -> Path:
     """A phone that rings without answering: 180, then the caller's CANCEL ends the ring.  Each INVITE is
     a new SIPp call: run it with `calls=N` for N rings."""
-    body = _RINGING + """  <recv request="CANCEL"/>
+    body = (
+        _RINGING
+        + """  <recv request="CANCEL"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -218,6 +220,7 @@ def ring_no_answer(folder: Path, name: str = "rna") -> Path:
   </send>
   <recv request="ACK"/>
 """
+    )
     return _write(folder, name, body)
 
 
@@ -291,7 +294,9 @@ def _in_dialog_until_bye() -> str:
 
 def answering_party(folder: Path, name: str = "party") -> Path:
     """A phone (UAS) that answers one call after 300 ms of ringing, takes in-dialog updates, waits for BYE."""
-    body = _RINGING + f"""  <pause milliseconds="300"/>
+    body = (
+        _RINGING
+        + f"""  <pause milliseconds="300"/>
   <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK
@@ -306,6 +311,7 @@ def answering_party(folder: Path, name: str = "party") -> Path:
   </send>
   <recv request="ACK" rtd="true" crlf="true"/>
 """
+    )
     return _write(folder, name, body + _in_dialog_until_bye())
 
 
