@@ -385,9 +385,12 @@ class AgentService:
         self._writes.append(Transition(old, new, event, now, reason, "asterisk" if event != "wrapup_end" else "timer"))
         self._wake.set()
 
-    async def flush_loop(self) -> None:
+    async def flush_loop(self, batch_delay: float = 0.1) -> None:
+        """Write queued transitions; waits `batch_delay` after the first so that a burst of queue events
+        (a ringall queue rings many agents at once) becomes one transaction (bench/CALLS.md)."""
         while True:
             await self._wake.wait()
+            await asyncio.sleep(batch_delay)
             self._wake.clear()
             await self.flush()
 
