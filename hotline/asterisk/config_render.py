@@ -347,7 +347,8 @@ def _routed_chain(script: str, settings: Settings, node: NodeSpec, agi: str, *, 
         steps.append("Set(__HOTLINE_DID=${EXTEN})")
     steps += [
         f"Set(TIMEOUT(absolute)={settings.agi_watchdog})",
-        f"AGI({agi}/{script}?node={node.name})",
+        # the call id rides as an argument: one GET VARIABLE round trip less per call
+        f"AGI({agi}/{script}?node={node.name},${{HOTLINE_CALL_ID}})",
         "Set(TIMEOUT(absolute)=0)",
         'GotoIf($["${HOTLINE_ACTION}" = ""]?hotline-fallback,s,1)',
         "Goto(hotline-do-${HOTLINE_ACTION},s,1)",
@@ -440,10 +441,9 @@ exten => h,1,NoOp(hang-up during routing)
 [hotline-do-queue]
 exten => s,1,Progress()
  same => n,Set(QUEUE_PRIO=${{HOTLINE_QUEUE_PRIO}})
- same => n,Queue(${{HOTLINE_QUEUE}},${{HOTLINE_QUEUE_OPTIONS}},,,${{HOTLINE_QUEUE_TIMEOUT}})
- same => n,GotoIf($["${{HOTLINE_QUEUE_OVERFLOW}}" = "yes"]?overflow)
- same => n,Hangup(${{IF($["${{QUEUESTATUS}}" = "FULL"]?34:16)}})
- same => n(overflow),NoOp(queue ${{HOTLINE_QUEUE}} ended with ${{QUEUESTATUS}})
+ same => n,Queue(${{HOTLINE_QUEUE}},t,,,${{HOTLINE_QUEUE_TIMEOUT}})
+; no agent took the call (timeout, full, empty): Hotline decides (the queue's overflow, else a hang-up)
+ same => n,NoOp(queue ${{HOTLINE_QUEUE}} ended with ${{QUEUESTATUS}})
 {_hop("overflow", "${HOTLINE_CALL_ID},${HOTLINE_QUEUE},${QUEUESTATUS}", settings, node, agi)}
 [hotline-do-dial]
 exten => s,1,Dial(${{HOTLINE_DIAL}},${{HOTLINE_DIAL_TIMEOUT}})

@@ -93,15 +93,13 @@ def ctx(now: datetime = WEDNESDAY_NOON, **kw: Any) -> RouteContext:
     )
 
 
-def test_queue_route_sets_queue_max_wait_priority_and_overflow_flag() -> None:
+def test_queue_route_sets_queue_max_wait_and_priority() -> None:
     d = decide_inbound(ctx(), "5000")
     assert d.action == "queue"
     assert dict(d.variables) == {
         "HOTLINE_QUEUE": "support",
-        "HOTLINE_QUEUE_OPTIONS": "t",
         "HOTLINE_QUEUE_TIMEOUT": "120",
         "HOTLINE_QUEUE_PRIO": "5",
-        "HOTLINE_QUEUE_OVERFLOW": "no",
     }
 
 

@@ -104,7 +104,10 @@ class RoutingHandlers:
     async def _route(self, session: AGISession, decide: Decider) -> None:
         env = session.env
         node = env.query.get("node", "")
-        existing = await session.get_variable("HOTLINE_CALL_ID")
+        # The dialplan passes ${HOTLINE_CALL_ID} as the first argument (empty for a new call); without
+        # arguments (an older dialplan) ask for it.
+        args = env.args
+        existing = args[0] if args else await session.get_variable("HOTLINE_CALL_ID")
         call_id = existing or new_call_id()
         previous = None
         if existing and not self._journal.tracks(existing):

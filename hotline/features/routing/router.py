@@ -109,12 +109,12 @@ def destination(
         q = snap.queue_by_name.get(dest_value)
         if q is None:
             return _hangup(ctx, CAUSE_UNALLOCATED, f"queue {dest_value!r} does not exist")
+        # Only what varies per queue: every AGI command is a round trip on the node (bench/CALLS.md). The
+        # options ('t') are in the dialplan, and a caller Queue() gives back always asks Hotline (overflow).
         variables: tuple[tuple[str, str], ...] = (
             ("HOTLINE_QUEUE", q.name),
-            ("HOTLINE_QUEUE_OPTIONS", "t"),
             ("HOTLINE_QUEUE_TIMEOUT", str(q.max_wait) if q.max_wait else ""),
             ("HOTLINE_QUEUE_PRIO", str(q.priority)),
-            ("HOTLINE_QUEUE_OVERFLOW", "yes" if q.overflow_type else "no"),
         )
         return Decision("queue", variables, f"queue {q.name}")
     if dest_type == "phone":
