@@ -84,3 +84,9 @@ class CallRecord:
             raise ValueError(f"hangup_by must be one of {HANGUP_BY} or None (got {self.hangup_by!r})")
         for name in ("started_at", "answered_at", "queue_entered_at", "ended_at"):
             object.__setattr__(self, name, _utc(name, getattr(self, name)))
+
+
+def pjsip_endpoint(channel: str) -> str:
+    """The PJSIP endpoint of a channel name: 'PJSIP/2101-0000000a' -> '2101' ('' for other technologies)."""
+    tech, _, rest = channel.partition("/")
+    return rest.rpartition("-")[0] if tech == "PJSIP" and "-" in rest else ""

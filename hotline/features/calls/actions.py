@@ -39,6 +39,7 @@ from hotline.asterisk.config_render import (
     PHONES_CONTEXT,
     QUEUE_HOLD_EXTEN,
 )
+from hotline.domain.calls import pjsip_endpoint
 from hotline.domain.config import Agent, AgentGroup, ConfigSnapshot
 from hotline.domain.limits import classify
 from hotline.errors import ConflictError, NotFoundError, ValidationError
@@ -236,8 +237,7 @@ class LiveChannel:
     @property
     def endpoint(self) -> str:
         """The PJSIP endpoint: 'PJSIP/2101-0000000a' -> '2101' ('' for other technologies)."""
-        tech, _, rest = self.name.partition("/")
-        return rest.rpartition("-")[0] if tech == "PJSIP" and "-" in rest else ""
+        return pjsip_endpoint(self.name)
 
     @classmethod
     def from_message(cls, node: str, msg: Message) -> LiveChannel:

@@ -91,14 +91,9 @@ class UserEventJournal:
 
 # ---------------------------------------------------------------------------------------------- session
 def _settings(args: argparse.Namespace) -> Settings:
-    from hotline.settings import load_settings
+    from hotline.cli import _settings as settings_from_args  # the `hotline` command's one way to load them
 
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = args.data_dir
-    if getattr(args, "database_url", None):
-        overrides["database_url"] = args.database_url
-    return load_settings(args.config, overrides=overrides)
+    return settings_from_args(args)
 
 
 async def _session(settings: Settings, work: Callable[[CallControlService], Awaitable[str]]) -> str:

@@ -19,6 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from hotline.domain.calls import pjsip_endpoint
 from hotline.domain.config import Agent, ConfigSnapshot
 from hotline.errors import HotlineError
 from hotline.protocols.ami import Message
@@ -65,8 +66,8 @@ class RecordingStarter:
         elif name == "DialEnd" and (msg.get("DialStatus") or "") == "ANSWER":
             snap = self._snapshot()
             queue = None
-            agent = self._agent_on_phone(_endpoint(msg.get("DestChannel") or "")) or self._agent_on_phone(
-                _endpoint(msg.get("Channel") or "")
+            agent = self._agent_on_phone(pjsip_endpoint(msg.get("DestChannel") or "")) or self._agent_on_phone(
+                pjsip_endpoint(msg.get("Channel") or "")
             )
             if agent is None:
                 return
@@ -94,8 +95,3 @@ class RecordingStarter:
         except HotlineError as exc:
             self.failed += 1
             log.warning("recording %s on %s not started: %s", fields["File"], node, exc)
-
-
-def _endpoint(channel: str) -> str:
-    tech, _, rest = channel.partition("/")
-    return rest.rpartition("-")[0] if tech == "PJSIP" and "-" in rest else ""

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from hotline.asterisk.agi_server import AGISession
+from hotline.domain.calls import pjsip_endpoint
 from hotline.errors import ConflictError, HotlineError, NotFoundError
 from hotline.features.agents.service import AgentService, AuthenticationError
 from hotline.features.journal.service import JournalService
@@ -44,12 +45,6 @@ Enricher = Callable[[str, AGISession], Awaitable[dict[str, str]]]
 
 # Caller-id "numbers" Asterisk uses when there is none.
 _UNKNOWN = ("", "unknown", "anonymous")
-
-
-def endpoint_of(channel: str) -> str:
-    """The PJSIP endpoint of a channel name: 'PJSIP/2101-0000000a' -> '2101'."""
-    tech, _, rest = channel.partition("/")
-    return rest.rpartition("-")[0] if tech == "PJSIP" and "-" in rest else ""
 
 
 class RoutingHandlers:
@@ -95,7 +90,7 @@ class RoutingHandlers:
         return decide_inbound(ctx, session.env.extension)
 
     async def _decide_internal(self, session: AGISession, ctx: RouteContext) -> Decision:
-        phone = endpoint_of(session.env.channel)
+        phone = pjsip_endpoint(session.env.channel)
         agent = self._agents.agent_on_phone(phone)
         if agent is not None:  # quota usage survives restarts: read once per agent and day
             await self._agents.load_usage(agent.id)
@@ -223,7 +218,7 @@ class RoutingHandlers:
 
     # ------------------------------------------------------------------ agents' feature codes
     async def login(self, session: AGISession) -> None:
-        phone = endpoint_of(session.env.channel)
+        phone = pjsip_endpoint(session.env.channel)
         number = await session.get_variable("HOTLINE_AGENT_NUM") or ""
         pin = await session.get_variable("HOTLINE_AGENT_PIN") or ""
         try:
@@ -236,7 +231,7 @@ class RoutingHandlers:
         await self._code_done(session, "AgentLoginCode", prompt, {"agent": number, "phone": phone, "outcome": outcome})
 
     async def logoff(self, session: AGISession) -> None:
-        phone = endpoint_of(session.env.channel)
+        phone = pjsip_endpoint(session.env.channel)
         try:
             status = await self._agents.logoff_phone(phone, actor=f"phone {phone}", reason="logoff code")
             outcome = "ok" if status is not None else "nobody logged in"
@@ -251,7 +246,7 @@ class RoutingHandlers:
         await self._pause_code(session, False)
 
     async def _pause_code(self, session: AGISession, paused: bool) -> None:
-        phone = endpoint_of(session.env.channel)
+        phone = pjsip_endpoint(session.env.channel)
         agent = self._agents.agent_on_phone(phone)
         prompt, outcome = "beeperr", "nobody logged in"
         if agent is not None:
