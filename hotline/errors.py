@@ -41,6 +41,18 @@ class ValidationError(HotlineError):
         self.message = message
 
 
+class AuthenticationError(HotlineError):
+    """No valid credentials (unknown user, wrong password, expired session, revoked API key)."""
+
+
+class RateLimitedError(HotlineError):
+    """Too many attempts (login throttling); `retry_after` is in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PermissionDeniedError(HotlineError):
     """The user or the agent's group is not allowed this action (a limit, later a role)."""
 

@@ -145,6 +145,27 @@ class Settings:
     agent_pause_code_reason: str = _s(
         "", "Pause reason recorded for the pause code (empty = no reason; else a configured pause reason)."
     )
+    # --- web, accounts and APIs
+    public_url: str = _s(
+        "",
+        "Address users open in the browser (e.g. https://hotline.example.com); empty = http://<http_host>:<http_port>.",
+    )
+    session_ttl: float = _s(28800.0, "Seconds a web session lasts without activity (sliding).")
+    session_cookie_secure: str = _s(
+        "auto", "Secure flag of the session cookie: 'auto' (when public_url is https), 'always' or 'never'."
+    )
+    login_max_failures: int = _s(5, "Failed logins per user name within login_window before it is throttled.")
+    login_max_failures_per_address: int = _s(
+        30, "Failed logins from one address within login_window before it is throttled."
+    )
+    login_window: float = _s(300.0, "Seconds over which failed logins are counted (and the throttle lasts).")
+    credential_cache_ttl: float = _s(
+        30.0, "Seconds a verified API key, session or XML-RPC password is trusted before it is checked again."
+    )
+    audit_retention_days: int = _s(365, "Days audit log entries are kept; 0 = forever.")
+    api_max_body_bytes: int = _s(1_048_576, "Largest REST or XML-RPC request body accepted, in bytes.")
+    ws_max_subscribers: int = _s(1000, "Event stream (WebSocket) connections served at once.")
+    ws_queue_size: int = _s(5000, "Events buffered per WebSocket client before it is disconnected as too slow.")
     # --- AMI
     ami_username: str = _s("hotline", "AMI user Hotline logs in with on every node.")
     ami_secret: str = _s("", "AMI secret for that user; generated.")
@@ -201,6 +222,10 @@ class Settings:
     def realtime_base_url(self) -> str:
         return f"http://{self.http_host}:{self.http_port}/realtime"
 
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -229,6 +254,12 @@ _INT_RANGES = {
     "recording_mp3_bitrate": (8, 320),
     "media_max_concurrent_conversions": (1, 64),
     "fallback_cause": (1, 127),
+    "login_max_failures": (1, 1000),
+    "login_max_failures_per_address": (1, 100_000),
+    "audit_retention_days": (0, 36500),
+    "api_max_body_bytes": (1024, 1_073_741_824),
+    "ws_max_subscribers": (1, 100_000),
+    "ws_queue_size": (10, 1_000_000),
 }
 
 
@@ -327,6 +358,13 @@ def load_settings(
         raise ConfigError(f"setting recording_storage: must be 'local' or 's3' (got {settings.recording_storage!r})")
     if settings.recording_storage == "s3" and not settings.recording_s3_bucket:
         raise ConfigError("setting recording_s3_bucket: required when recording_storage is 's3'")
+    if settings.session_cookie_secure not in ("auto", "always", "never"):
+        raise ConfigError(
+            "setting session_cookie_secure: must be 'auto', 'always' or 'never'"
+            f" (got {settings.session_cookie_secure!r})"
+        )
+    if settings.public_url and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", settings.public_url):
+        raise ConfigError(f"setting public_url: must be an http:// or https:// address (got {settings.public_url!r})")
     if settings.lookup_timeout >= settings.agi_decision_timeout:
         raise ConfigError("setting lookup_timeout: must be below agi_decision_timeout (the call must still be routed)")
     codes = {n: getattr(settings, n) for n in ("agent_login_code", "agent_logoff_code", "agent_pause_code",

@@ -152,6 +152,11 @@ queues = sa.Table(
     _str("overflow_type", 16, ""),
     _str("overflow_value", 255, ""),
     _str("recording", 16, "never"),
+    # wallboard alarms: a tile turns amber / red at this many waiting callers or this longest wait (0 = off)
+    _int("alarm_waiting_amber", 3),
+    _int("alarm_waiting_red", 6),
+    _int("alarm_wait_amber_s", 60),
+    _int("alarm_wait_red_s", 180),
     _created_at(),
     _updated_at(),
     **MYSQL_TABLE_OPTIONS,
@@ -525,6 +530,93 @@ webhook_deliveries = sa.Table(
     sa.Column("created_at", Timestamp(), nullable=False),
     sa.Column("delivered_at", Timestamp(), nullable=True),
     sa.Index(None, "state", "next_attempt_at"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+# ------------------------------------------------------------------------------------ accounts (issue 4)
+users = sa.Table(
+    "users",
+    metadata,
+    # people who sign in to the web pages and the APIs: admin | supervisor | agent (domain/permissions.py)
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    _str("display_name", 128, ""),
+    sa.Column("role", sa.String(16), nullable=False),
+    # argon2id (passwords.hash_secret)
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    _str("language", 8, "en"),
+    # an agent user sees only what concerns this agent
+    sa.Column("agent_id", sa.Integer(), sa.ForeignKey("agents.id", ondelete="SET NULL"), nullable=True),
+    _bool("enabled", True),
+    sa.Column("last_login_at", Timestamp(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    # keys of other systems: "hlk_<prefix>_<secret>", only the SHA-256 of the whole key is stored
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False, unique=True),
+    sa.Column("key_hash", sa.CHAR(64), nullable=False),
+    # space-separated scopes (domain/permissions.py)
+    sa.Column("scopes", sa.String(1024), nullable=False),
+    _bool("enabled", True),
+    _str("created_by", 64, ""),
+    sa.Column("expires_at", Timestamp(), nullable=True),
+    sa.Column("last_used_at", Timestamp(), nullable=True),
+    _created_at(),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    # browser sessions: the cookie holds a random token, the table its SHA-256 (a leaked table logs nobody in)
+    sa.Column("id", sa.CHAR(64), primary_key=True),
+    sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("expires_at", Timestamp(), nullable=False, index=True),
+    sa.Column("last_seen_at", Timestamp(), nullable=False),
+    _str("source_ip", 64, ""),
+    _str("user_agent", 255, ""),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    # every change made through an interface: who, what, before and after (JSON, secrets masked)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp(), nullable=False, index=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("actor_kind", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("resource", sa.String(32), nullable=False),
+    _str("resource_key", 255, ""),
+    sa.Column("before", sa.Text(), nullable=True),
+    sa.Column("after", sa.Text(), nullable=True),
+    _str("source_ip", 64, ""),
+    _str("interface", 16, ""),
+    sa.Index(None, "resource", "resource_key"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+call_tags = sa.Table(
+    "call_tags",
+    metadata,
+    # what an agent or a system attached to a call: a discount id, a customer id, an order number...
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("call_id", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("value", sa.String(255), nullable=False),
+    _str("created_by", 128, ""),
+    _created_at(),
+    sa.UniqueConstraint("call_id", "name"),
     **MYSQL_TABLE_OPTIONS,
 )
 

@@ -48,7 +48,7 @@ def schema_diff(engine: Engine) -> list[Any]:
 
 
 def test_upgraded_database_matches_metadata(engine: Engine) -> None:
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0002"
+    assert migrate.current_revision(engine) == migrate.head_revision() == "0003"
     assert schema_diff(engine) == []
 
 
