@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -32,12 +31,15 @@ from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
 from hotline.db.engine import create_engine_for
 from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
+from hotline.db.repositories.accounts import AccountRepository
 from hotline.db.repositories.agents import AgentStateRepository
 from hotline.db.repositories.crm import CustomerRepository
+from hotline.db.repositories.history import HistoryRepository
 from hotline.db.repositories.media import MediaRepository
 from hotline.db.repositories.webhooks import WebhookRepository
 from hotline.domain.calls import CallRecord
 from hotline.errors import HotlineError, NotFoundError, ValidationError
+from hotline.features.accounts import AccountService
 from hotline.features.agents.service import AgentService
 from hotline.features.calls import CallControlService
 from hotline.features.cluster.service import NodeService
@@ -46,6 +48,7 @@ from hotline.features.crm import CallerLookupService
 from hotline.features.events import EventBus
 from hotline.features.journal.service import JournalService
 from hotline.features.media import MediaService
+from hotline.features.monitor import MonitorService, Thresholds
 from hotline.features.recordings import (
     LocalStorage,
     Mp3Converter,
@@ -61,6 +64,9 @@ from hotline.features.routing.router import RouteContext
 from hotline.features.webhooks import WebhookService
 from hotline.protocols.ami import Message
 from hotline.settings import Settings
+from hotline.web import build_web
+from hotline.web.auth import Authenticator
+from hotline.web.context import WebServices
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,19 @@ def _recording_storage(s: Settings) -> RecordingStorage:
             addressing_style=s.recording_s3_addressing_style,
         )
     return LocalStorage(Path(s.recording_dir) if s.recording_dir else Path(s.data_dir) / "recordings")
+
+
+def _catalog(engine: Any) -> Any:  # TEMPORARY while the resource catalogue is being written
+    try:
+        from hotline.features.config.resources import ResourceCatalog
+    except ImportError:
+
+        class _Empty:
+            def resources(self) -> list[dict[str, Any]]:
+                return []
+
+        return _Empty()
+    return ResourceCatalog(engine)
 
 
 class Hotline:
@@ -169,11 +188,25 @@ class Hotline:
         self.recording_starter = RecordingStarter(
             lambda: self.config.snapshot, self.agents.agent_on_phone, self._ami_action
         )
+        self.history = HistoryRepository(self.engine)
+        self.monitor = MonitorService(
+            lambda: self.config.snapshot,
+            self.agents.statuses,
+            self.history,
+            self.bus,
+            thresholds=lambda: {q: Thresholds(*v) for q, v in self.history.thresholds().items()},
+        )
         self.nodes = NodeService(
             settings,
             self.config_repo,
             self.journal,
-            listeners=[self.agents.on_ami, self.recording_starter.on_ami, self.recordings.on_ami, self._screen_pop],
+            listeners=[
+                self.agents.on_ami,
+                self.recording_starter.on_ami,
+                self.recordings.on_ami,
+                self._screen_pop,
+                self.monitor.on_ami,
+            ],
         )
         self.calls = CallControlService(
             self.nodes.client,
@@ -198,7 +231,39 @@ class Hotline:
             max_sessions=settings.agi_max_sessions,
         )
         self.realtime_asgi = RealtimeASGI(self.realtime, settings.realtime_token, settings.realtime_allowed_addresses)
-        self.web = Starlette(routes=[Route("/health", self._health)])
+        self.accounts = AccountService(
+            AccountRepository(self.engine),
+            session_ttl=settings.session_ttl,
+            login_max_failures=settings.login_max_failures,
+            login_max_failures_per_address=settings.login_max_failures_per_address,
+            login_window=settings.login_window,
+            credential_cache_ttl=settings.credential_cache_ttl,
+        )
+        self.catalog = _catalog(self.engine)
+        self.services = WebServices(
+            settings=settings,
+            auth=Authenticator(self.accounts, settings),
+            accounts=self.accounts,
+            catalog=self.catalog,
+            config=self.config,
+            agents=self.agents,
+            agent_repo=self.agent_repo,
+            calls=self.calls,
+            call_repo=self.call_repo,
+            history=self.history,
+            journal=self.journal,
+            bus=self.bus,
+            nodes=self.nodes,
+            monitor=self.monitor,
+            recordings=self.recordings,
+            media=self.media,
+            webhooks=self.webhooks,
+            customers=self.customer_repo,
+            caller_lookup=self.caller_lookup,
+            realtime=self.realtime,
+            agi=self.agi,
+        )
+        self.web = build_web(self.services, health=Route("/health", self._health))
         self._tasks: list[asyncio.Task[Any]] = []
         self._short_tasks: set[asyncio.Task[Any]] = set()
         self._http: uvicorn.Server | None = None
@@ -390,6 +455,9 @@ class Hotline:
         self.config.subscribe(self.nodes.on_snapshot)
         await self.agents.start()
         self.config.subscribe(self.agents.on_snapshot)
+        await self.monitor.start()
+        self.config.subscribe(self.monitor.on_snapshot)
+        self._spawn(self.monitor.tick_loop(), "monitor-tick")
         self._spawn(self.config.watch_loop(), "config-watch")
         self._spawn(self.agents.flush_loop(), "agents-flush")
         self._spawn(self.media.sync_loop(), "media-sync")

@@ -8,6 +8,7 @@ failure of the system).  Never a traceback for a HotlineError.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import os
@@ -64,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings,
         run_forever(
             settings,
-            lambda h: print(f"Hotline running: http://{settings.http_host}:{settings.http_port}/health", flush=True),
+            lambda h: print(f"Hotline running: {settings.effective_public_url}/", flush=True),
         ),
     )
     return 0
@@ -519,6 +520,62 @@ def cmd_calls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_arg(args: argparse.Namespace) -> tuple[str, bool]:
+    """The password from stdin (--password-stdin) or a generated one (printed once)."""
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n"), False
+    return secrets.token_urlsafe(12), True
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from hotline.db.repositories.accounts import AccountRepository
+
+    repo = AccountRepository(_engine(_settings(args)))
+    if args.user_cmd == "add":
+        pw, generated = _secret_arg(args)
+        u = repo.add_user(args.name, pw, role=args.role, agent=args.agent, display_name=args.display_name or "",
+                          language=args.language)  # fmt: skip
+        print(f"user {u.username} added ({u.role})" + (f"; password: {pw}" if generated else ""))
+    elif args.user_cmd == "passwd":
+        pw, generated = _secret_arg(args)
+        repo.update_user(args.name, password=pw)
+        print(f"password of {args.name} changed" + (f": {pw}" if generated else "") + "; their sessions ended")
+    elif args.user_cmd == "delete":
+        repo.delete_user(args.name)
+        print(f"user {args.name} deleted")
+    elif args.user_cmd == "enable":
+        repo.update_user(args.name, enabled=not args.off)
+        print(f"user {args.name} {'disabled' if args.off else 'enabled'}")
+    else:
+        for u in repo.list_users(limit=1000)[0]:
+            state = "enabled" if u.enabled else "disabled"
+            print(f"{u.username}\t{u.role}\t{u.agent_number or '-'}\t{u.language}\t{state}")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from hotline.db.repositories.accounts import AccountRepository
+    from hotline.domain.permissions import ROLES, Principal
+    from hotline.features.accounts import AccountService
+
+    settings = _settings(args)
+    repo = AccountRepository(_engine(settings))
+    if args.key_cmd == "add":
+        service = AccountService(repo, session_ttl=1, login_max_failures=1, login_max_failures_per_address=1,
+                                 login_window=1, credential_cache_ttl=1)  # fmt: skip
+        operator = Principal(kind="user", name="cli", scopes=ROLES["admin"], role="admin")
+        row, key = asyncio.run(service.create_api_key(args.name, args.scope, created_by=operator))
+        print(f"API key {row.name} ({' '.join(sorted(row.scopes))}); shown once, keep it safe:\n{key}")
+    elif args.key_cmd == "revoke":
+        repo.delete_api_key(args.name)
+        print(f"API key {args.name} revoked")
+    else:
+        for k in repo.list_api_keys():
+            used = k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never used"
+            print(f"{k.name}\thlk_{k.prefix}_...\t{' '.join(sorted(k.scopes))}\t{used}")
+    return 0
+
+
 def seed_demo(settings: Settings) -> list[tuple[str, str]]:
     """Idempotent demo data: a small call center.
 
@@ -582,6 +639,20 @@ def seed_demo(settings: Settings) -> list[tuple[str, str]]:
     ):
         if did not in snap.route_by_did:
             repo.add_route(did, kind, value, description=description)
+    from hotline.db.repositories.accounts import AccountRepository
+
+    accounts = AccountRepository(repo._engine)
+    existing = {u.username for u in accounts.list_users(limit=1000)[0]}
+    for username, role, agent, display in (
+        ("admin", "admin", None, "Demo admin"),
+        ("super", "supervisor", None, "Demo supervisor"),
+        ("alice", "agent", "1001", "Alice Demo"),
+        ("boris", "agent", "1002", "Boris Demo"),
+    ):
+        if username not in existing:
+            pw = secrets.token_urlsafe(9)
+            accounts.add_user(username, pw, role=role, agent=agent, display_name=display)
+            creds[f"web user {username} ({role})"] = pw
     cred_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(cred_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -606,7 +677,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             lab.start_node(settings, node)
         node = nodes[0].spec
         print("\n=== Hotline demo call center is running ===")
-        print(f"web:        http://{settings.http_host}:{settings.http_port}/health")
+        print(f"web:        {settings.effective_public_url}/  (wallboard /wallboard, monitor /monitor, agent /agent)")
+        print(
+            f"APIs:       REST {settings.effective_public_url}/api/docs, XML-RPC {settings.effective_public_url}/RPC2"
+        )
         print(f"Asterisk:   {len(nodes)} node(s); SIP on {node.address}:{node.sip_port} (realm {settings.sip_realm})")
         for key, secret in creds:
             if key.startswith("phone "):
@@ -722,6 +796,34 @@ def build_parser() -> argparse.ArgumentParser:
             x.add_argument("--reason")
     ags.add_parser("status")
     ag.set_defaults(func=cmd_agent)
+
+    us = sub.add_parser("user", help="web and API users (roles admin, supervisor, agent)")
+    uss = us.add_subparsers(dest="user_cmd", required=True)
+    ua = uss.add_parser("add", help="add a user; the password is generated and printed unless --password-stdin")
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=("admin", "supervisor", "agent"))
+    ua.add_argument("--agent", help="the agent number an agent user acts for")
+    ua.add_argument("--display-name")
+    ua.add_argument("--language", default="en", choices=("en", "ru"))
+    ua.add_argument("--password-stdin", action="store_true")
+    up = uss.add_parser("passwd", help="set a new password (generated unless --password-stdin)")
+    up.add_argument("name")
+    up.add_argument("--password-stdin", action="store_true")
+    uss.add_parser("delete").add_argument("name")
+    ue = uss.add_parser("enable", help="enable a user (--off: disable)")
+    ue.add_argument("name")
+    ue.add_argument("--off", action="store_true")
+    uss.add_parser("list")
+    us.set_defaults(func=cmd_user)
+
+    ak = sub.add_parser("apikey", help="API keys of other systems")
+    aks = ak.add_subparsers(dest="key_cmd", required=True)
+    aka = aks.add_parser("add", help="create a key (printed once)")
+    aka.add_argument("name")
+    aka.add_argument("--scope", action="append", required=True, help="repeat: calls:read, stats:read, ...")
+    aks.add_parser("revoke").add_argument("name")
+    aks.add_parser("list")
+    ak.set_defaults(func=cmd_apikey)
 
     gr = sub.add_parser("group", help="agent groups and their limits")
     grs = gr.add_subparsers(dest="group_cmd", required=True)
