@@ -14,10 +14,14 @@ with the collaborators (`WebServices`).  Layout:
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 
 from hotline.web.api import build_api
 from hotline.web.context import WebServices
+from hotline.web.errors import error_body
 from hotline.web.metrics import metrics_routes
 from hotline.web.pages import page_routes
 from hotline.web.rpc_methods import rpc_routes
@@ -35,4 +39,11 @@ def build_web(services: WebServices, *, health: BaseRoute) -> Starlette:
         *page_routes(services),
         Mount("/", app=api),  # last: the REST API and /openapi.json
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """What no route matched (e.g. a path with a newline): the same JSON error shape as the API."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
