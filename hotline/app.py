@@ -43,11 +43,13 @@ from hotline.features.accounts import AccountService
 from hotline.features.agents.service import AgentService
 from hotline.features.calls import CallControlService
 from hotline.features.cluster.service import NodeService
+from hotline.features.config.resources import ResourceCatalog
 from hotline.features.config.service import ConfigService
 from hotline.features.crm import CallerLookupService
 from hotline.features.events import EventBus
 from hotline.features.journal.service import JournalService
 from hotline.features.media import MediaService
+from hotline.features.metrics import Metrics
 from hotline.features.monitor import MonitorService, Thresholds
 from hotline.features.recordings import (
     LocalStorage,
@@ -67,6 +69,7 @@ from hotline.settings import Settings
 from hotline.web import build_web
 from hotline.web.auth import Authenticator
 from hotline.web.context import WebServices
+from hotline.web.metrics import HTTPMetricsMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +96,6 @@ def _recording_storage(s: Settings) -> RecordingStorage:
     return LocalStorage(Path(s.recording_dir) if s.recording_dir else Path(s.data_dir) / "recordings")
 
 
-def _catalog(engine: Any) -> Any:  # TEMPORARY while the resource catalogue is being written
-    try:
-        from hotline.features.config.resources import ResourceCatalog
-    except ImportError:
-
-        class _Empty:
-            def resources(self) -> list[dict[str, Any]]:
-                return []
-
-        return _Empty()
-    return ResourceCatalog(engine)
-
-
 class Hotline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -115,6 +105,7 @@ class Hotline:
         self.call_repo = CallRepository(self.engine)
         self.config = ConfigService(self.config_repo)
         self.bus = EventBus(ring_size=settings.event_ring_size)
+        self.metrics = Metrics()
         self.customer_repo = CustomerRepository(self.engine)
         self.caller_lookup = CallerLookupService(
             self.customer_repo,
@@ -206,6 +197,7 @@ class Hotline:
                 self.recordings.on_ami,
                 self._screen_pop,
                 self.monitor.on_ami,
+                self.metrics.on_ami,
             ],
         )
         self.calls = CallControlService(
@@ -226,11 +218,16 @@ class Hotline:
             enrich=self._caller_name,
         )
         self.agi = AGIServer(
-            self.routing.routes(),
+            self.metrics.timed_agi_routes(self.routing.routes()),
             command_timeout=settings.agi_command_timeout,
             max_sessions=settings.agi_max_sessions,
         )
-        self.realtime_asgi = RealtimeASGI(self.realtime, settings.realtime_token, settings.realtime_allowed_addresses)
+        self.realtime_asgi = RealtimeASGI(
+            self.realtime,
+            settings.realtime_token,
+            settings.realtime_allowed_addresses,
+            observe=self.metrics.observe_realtime,
+        )
         self.accounts = AccountService(
             AccountRepository(self.engine),
             session_ttl=settings.session_ttl,
@@ -239,7 +236,7 @@ class Hotline:
             login_window=settings.login_window,
             credential_cache_ttl=settings.credential_cache_ttl,
         )
-        self.catalog = _catalog(self.engine)
+        self.catalog = ResourceCatalog(self.engine, sip_realm=settings.sip_realm)
         self.services = WebServices(
             settings=settings,
             auth=Authenticator(self.accounts, settings),
@@ -262,8 +259,10 @@ class Hotline:
             caller_lookup=self.caller_lookup,
             realtime=self.realtime,
             agi=self.agi,
+            metrics=self.metrics,
         )
         self.web = build_web(self.services, health=Route("/health", self._health))
+        self.web.add_middleware(HTTPMetricsMiddleware, metrics=self.metrics)
         self._tasks: list[asyncio.Task[Any]] = []
         self._short_tasks: set[asyncio.Task[Any]] = set()
         self._http: uvicorn.Server | None = None

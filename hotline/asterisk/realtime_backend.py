@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -423,12 +424,16 @@ class RealtimeASGI:
         *,
         prefix: str = "/realtime/",
         max_body: int = 65536,
+        observe: Callable[[str, str, float], None] | None = None,
     ) -> None:
+        """`observe(family, op, seconds)`, when given, is called after each request the backend answered
+        (refused and malformed requests are not timed); a family the backend does not serve is "other"."""
         self.backend = backend
         self._token = token.encode()
         self._nets = [ipaddress.ip_network(n, strict=False) for n in allowed]
         self._prefix = prefix
         self._max_body = max_body
+        self._observe = observe
 
     def _client_allowed(self, scope: Mapping[str, Any]) -> bool:
         client = scope.get("client")
@@ -485,7 +490,16 @@ class RealtimeASGI:
         for k, v in scope.get("headers", ()):
             if k == b"x-hotline-node":
                 node = v.decode("latin-1")
-        return self.backend.handle(rest[0], rest[1], bytes(body), query, node)
+        if self._observe is None:
+            return self.backend.handle(rest[0], rest[1], bytes(body), query, node)
+        start = time.perf_counter()
+        status, text = self.backend.handle(rest[0], rest[1], bytes(body), query, node)
+        elapsed = time.perf_counter() - start
+        try:
+            self._observe(rest[0] if status != 404 else "other", rest[1], elapsed)
+        except Exception:  # a metrics bug must never fail Asterisk's lookup
+            log.exception("realtime: observer failed")
+        return status, text
 
 
 def _consteq(a: bytes, b: bytes) -> bool:

@@ -8,7 +8,7 @@ services).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hotline.asterisk.agi_server import AGIServer
@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from hotline.features.agents.service import AgentService
     from hotline.features.calls import CallControlService
     from hotline.features.cluster.service import NodeService
+    from hotline.features.config.resources import ResourceCatalog
     from hotline.features.config.service import ConfigService
     from hotline.features.crm import CallerLookupService
     from hotline.features.events import EventBus
     from hotline.features.journal.service import JournalService
     from hotline.features.media import MediaService
+    from hotline.features.metrics import Metrics
     from hotline.features.monitor import MonitorService
     from hotline.features.recordings import RecordingService
     from hotline.features.webhooks import WebhookService
@@ -38,7 +40,7 @@ class WebServices:
     settings: Settings
     auth: Authenticator
     accounts: AccountService
-    catalog: Any  # hotline.features.config.resources.ResourceCatalog
+    catalog: ResourceCatalog
     config: ConfigService
     agents: AgentService
     agent_repo: AgentStateRepository
@@ -56,3 +58,4 @@ class WebServices:
     caller_lookup: CallerLookupService
     realtime: RealtimeBackend
     agi: AGIServer
+    metrics: Metrics | None = None  # None: a web layer built without one (scrape-time metrics only)

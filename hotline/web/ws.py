@@ -30,9 +30,9 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
@@ -146,9 +146,9 @@ def family_refusal(principal: Principal, pattern: str) -> str | None:
 def compile_patterns(value: object, field_name: str = "events") -> tuple[tuple[str, ...], re.Pattern[str]]:
     """A list of glob patterns (``*`` matches any characters, dots included) -> (patterns, one regex)."""
     if not isinstance(value, list):
-        raise ValidationError(field_name, "must be a list of event patterns such as [\"queue.*\", \"agent.*\"]")
+        raise ValidationError(field_name, 'must be a list of event patterns such as ["queue.*", "agent.*"]')
     if not value:
-        raise ValidationError(field_name, "give at least one event pattern (\"*\" for every event you may see)")
+        raise ValidationError(field_name, 'give at least one event pattern ("*" for every event you may see)')
     if len(value) > MAX_PATTERNS:
         raise ValidationError(field_name, f"at most {MAX_PATTERNS} patterns (got {len(value)})")
     out: list[str] = []
@@ -238,7 +238,7 @@ def parse_client_message(text: str) -> Subscribe | Ping:
     if unknown:
         raise ValidationError(unknown[0][:40], "unknown field; a subscribe has events, since and stream")
     if "events" not in msg:
-        raise ValidationError("events", "missing: the event patterns to receive, e.g. [\"queue.*\"]")
+        raise ValidationError("events", 'missing: the event patterns to receive, e.g. ["queue.*"]')
     patterns, regex = compile_patterns(msg["events"])
     since = msg.get("since")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
@@ -476,12 +476,12 @@ class _Client:
             asyncio.create_task(self._closed.wait(), name="ws-events-closing"),
         ]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
+        for task in tasks:
             exc = None if task.cancelled() else task.exception()
             if exc is not None:
                 log.error("event stream: %s failed", task.get_name(), exc_info=exc)
@@ -576,7 +576,7 @@ class _Client:
         self._wake.set()
 
     async def _send_loop(self) -> None:
-        outbox = self._outbox
+        """Outbox -> socket, in order; returns when the client is gone or was closed for being slow."""
         while True:
             outbox = self._outbox
             if not outbox:
@@ -585,17 +585,20 @@ class _Client:
                     async with asyncio.timeout(self.stream.keepalive):
                         await self._wake.wait()
                 except TimeoutError:
-                    await self._send(encode({"type": "keepalive", "position": self.stream.bus.position}))
+                    if not await self._send(encode({"type": "keepalive", "position": self.stream.bus.position})):
+                        return
                 continue
             item = outbox.popleft()
             if isinstance(item, str):
                 self._pending_control -= 1
-                await self._send(item)
+                if not await self._send(item):
+                    return
             elif isinstance(item, tuple):
                 self._pending_events -= 1
                 position, frame = item
                 if position > self._last:
-                    await self._send(frame)
+                    if not await self._send(frame):
+                        return
                     self._last = position
                     metrics.events_sent += 1
             else:
@@ -605,23 +608,23 @@ class _Client:
                     if item.generation != self._generation:
                         break
                     if event.position > self._last:
-                        await self._send(self.stream.frame(event))
+                        if not await self._send(self.stream.frame(event)):
+                            return
                         self._last = event.position
                         metrics.events_sent += 1
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str) -> bool:
+        """Send one frame; False when the connection is over (gone, or closed here for being too slow)."""
         try:
             async with asyncio.timeout(self.stream.send_timeout):
                 await self.ws.send_text(text)
         except TimeoutError:
             metrics.clients_dropped += 1
             self.close(CLOSE_TRY_AGAIN, f"too slow: nothing could be sent for {self.stream.send_timeout:.0f} s")
-            await asyncio.Event().wait()  # the run loop ends this task
+            return False
         except (WebSocketDisconnect, OSError, RuntimeError):
-            # the client went away (starlette raises RuntimeError when sending after a close)
-            self.close(1000, "")
-            self._closing = None  # nothing to send a close frame to
-            await asyncio.Event().wait()
+            return False  # the client went away (starlette raises RuntimeError for a send after the close)
+        return True
 
     async def _reauth_loop(self) -> None:
         """A long stream must not outlive its credentials (logout, key revoked, user demoted)."""
@@ -652,7 +655,7 @@ def ws_routes(services: WebServices) -> list[BaseRoute]:
     return [WebSocketRoute(PATH, EventStream(services), name="events")]
 
 
-__all__: Sequence[str] = [
+__all__ = [
     "PATH",
     "EventStream",
     "StreamMetrics",
@@ -662,4 +665,3 @@ __all__: Sequence[str] = [
     "parse_client_message",
     "ws_routes",
 ]
-_ = Any  # typing helper kept for annotations in subclasses

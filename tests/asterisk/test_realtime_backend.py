@@ -295,3 +295,38 @@ async def test_node_families_answer_per_node_and_refuse_writes(backend) -> None:
     assert rows(r2.text)[0]["directory"] == ["/hl/lab/n2/media/moh/calm"]
     assert missing.status_code == 200 and missing.text == ""
     assert write.status_code == 400 and "read-only" in write.text
+
+
+async def test_observer_times_each_answered_request_with_bounded_labels(backend) -> None:  # type: ignore[no-untyped-def]
+    rb, _, _ = backend
+    seen: list[tuple[str, str, float]] = []
+    app = RealtimeASGI(rb, TOKEN, ["127.0.0.0/8"], observe=lambda f, op, s: seen.append((f, op, s)))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hotline", headers={"X-Hotline-Token": TOKEN}
+    ) as c:
+        ok = await c.post("/realtime/ps_endpoints/single", content=b"id=2101")
+        unknown = await c.post("/realtime/no_such_family_42/single", content=b"id=1")
+        bad = await c.post("/realtime/queues/single", content=b"")
+        refused = await c.post("/realtime/queues/multi", headers={"X-Hotline-Token": "wrong"})
+        malformed = await c.post("/realtime/queues")
+    assert (ok.status_code, unknown.status_code, bad.status_code) == (200, 404, 400)
+    assert (refused.status_code, malformed.status_code) == (403, 404)
+    # refused and malformed requests never reach the backend and are not timed; an unknown family is "other"
+    assert [(f, op) for f, op, _ in seen] == [("ps_endpoints", "single"), ("other", "single"), ("queues", "single")]
+    assert all(0 <= s < 1 for _, _, s in seen)
+
+
+async def test_a_failing_observer_does_not_fail_the_lookup(backend) -> None:  # type: ignore[no-untyped-def]
+    rb, _, _ = backend
+
+    def broken(family: str, op: str, seconds: float) -> None:
+        raise RuntimeError("metrics bug")
+
+    app = RealtimeASGI(rb, TOKEN, ["127.0.0.0/8"], observe=broken)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hotline", headers={"X-Hotline-Token": TOKEN}
+    ) as c:
+        r = await c.post("/realtime/ps_endpoints/single", content=b"id=2101")
+    assert r.status_code == 200 and "2101" in r.text
