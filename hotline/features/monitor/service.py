@@ -5,7 +5,8 @@ QueueCallerLeave / QueueCallerAbandon), the agents serving it by state (from the
 and today's offered / answered / abandoned / answered-within-service-level counts (loaded from the
 journal at start and at midnight, then counted live from AgentConnect and QueueCallerAbandon).
 
-Every change publishes ``queue.stats`` on the event bus with the queue's whole tile, so a wallboard
+Every change publishes ``queue.stats`` on the event bus with the queue's whole tile (with `source_ts`, the
+node's Timestamp of the AMI event behind the change, so a screen can measure event-to-screen latency), so a wallboard
 updates from the event itself (no polling, no second request); a tile also carries its alarm level
 (ok / amber / red) from the queue's thresholds (waiting callers, longest wait).  A timer republishes a
 tile while callers wait so "longest wait" and the alarm keep moving, and its level is re-evaluated.
@@ -73,6 +74,7 @@ class Thresholds:
 class QueueLive:
     waiting: dict[str, Waiting] = field(default_factory=dict)  # by the caller channel's Uniqueid
     today: Today = field(default_factory=Today)
+    source_ts: float | None = None  # the node's Timestamp of the AMI event that last changed the tile
 
 
 def alarm_level(waiting: int, longest_s: float, th: Thresholds) -> str:
@@ -182,6 +184,10 @@ class MonitorService:
             return
         live = self._live(queue)
         uid = msg.get("Uniqueid") or ""
+        try:  # timestampevents=yes: seconds since the epoch on the node, for event-to-screen latency
+            live.source_ts = float(msg.get("Timestamp") or "")
+        except ValueError:
+            live.source_ts = None
         if name == "QueueCallerJoin":
             live.waiting[uid] = Waiting(
                 call_id=msg.chan_variables.get("HOTLINE_CALL_ID") or "",
@@ -273,6 +279,7 @@ class MonitorService:
                 "wait_red_s": th.wait_red_s,
             },
             "alarm": alarm_level(len(live.waiting), longest, th),
+            "source_ts": live.source_ts,
         }
 
     def tiles(self) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ Routes are generated per resource, so the OpenAPI document names each one:
     GET    /api/v1/config/{resource}/{key}     one
     PATCH  /api/v1/config/{resource}/{key}     change some fields
     DELETE /api/v1/config/{resource}/{key}     delete
-    POST   /api/v1/config/{resource}/bulk      delete / enable / disable / set one field on many, all or nothing
+    POST   /api/v1/config/{resource}/bulk      delete / enable / disable / update one field on many, all or nothing
 
 Every write is audited with the record before and after (secrets masked).
 """
@@ -31,9 +31,9 @@ from hotline.web.context import WebServices
 
 class BulkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: Literal["delete", "enable", "disable", "set"]
+    action: Literal["delete", "enable", "disable", "update"]
     keys: list[str] = Field(min_length=1, max_length=1000)
-    data: dict[str, Any] | None = Field(default=None, description="for action 'set': the one field and its value")
+    data: dict[str, Any] | None = Field(default=None, description="for action 'update': the one field and its value")
 
 
 JsonObject = Annotated[dict[str, Any], Body(description="the fields, as in GET /api/v1/config")]
@@ -136,10 +136,6 @@ def _add_resource(router: APIRouter, name: str) -> None:
 
 
 def _key_of(svc: WebServices, name: str, row: dict[str, Any]) -> str:
-    key_field = getattr(svc.catalog, "key_field", None)
-    if key_field is not None:
-        return str(row.get(key_field(name), ""))
-    for k in ("name", "number", "did", "day", "id"):
-        if k in row:
-            return str(row[k])
-    return ""
+    """The key of a created row as clients write it (composite keys joined by ':')."""
+    resource = svc.catalog.resource(name)
+    return resource.format_key(tuple(row.get(k, "") for k in resource.key_fields))

@@ -157,10 +157,9 @@ async def agents_status(
     svc: Services, caller: Annotated[Caller, Depends(need(any_of=("agents:read", "self")))]
 ) -> dict[str, Any]:
     p = caller.principal
-    items = [
-        agent_dict(svc, svc.agents.status(a.id)) for a in svc.config.snapshot.agents if p.may_see_agent(a.number)
-    ]
-    return {"items": items, "total": len(items)}
+    position = svc.bus.position
+    items = [agent_dict(svc, svc.agents.status(a.id)) for a in svc.config.snapshot.agents if p.may_see_agent(a.number)]
+    return {"items": items, "total": len(items), "position": position}
 
 
 @router.get("/agents/{number}/status", tags=["agents"], summary="One agent's state")
@@ -168,10 +167,14 @@ async def agent_status(
     number: str, svc: Services, caller: Annotated[Caller, Depends(need(any_of=("agents:read", "self")))]
 ) -> dict[str, Any]:
     caller.principal.require_agent(number)
-    return agent_dict(svc, _agent_status(svc, number))
+    return {**agent_dict(svc, _agent_status(svc, number)), "position": svc.bus.position}
 
 
-@router.get("/agents/{number}/events", tags=["agents"], summary="An agent's state history (newest first)")
+@router.get(
+    "/agents/{number}/events",
+    tags=["agents"],
+    summary="An agent's latest state changes (the newest `limit`, in time order)",
+)
 async def agent_events(
     number: str,
     svc: Services,
@@ -276,9 +279,10 @@ async def calls_active(
     svc: Services, caller: Annotated[Caller, Depends(need(any_of=("calls:read", "self")))]
 ) -> dict[str, Any]:
     p = caller.principal
+    position = svc.bus.position
     items = [call_dict(r) for r in svc.journal.active_calls() if visible_call(p, r)]
     items.sort(key=lambda c: str(c["started_at"]))
-    return {"items": items, "total": len(items)}
+    return {"items": items, "total": len(items), "position": position}
 
 
 @router.get("/calls", tags=["calls"], summary="Call history with filters, newest first")
@@ -385,7 +389,7 @@ async def transfer(
 ) -> dict[str, Any]:
     p = caller.principal
     agent = body.agent if p.has_scope("calls:control") else p.agent_number
-    if agent is None:
+    if agent is None and not p.has_scope("calls:control"):
         raise PermissionDeniedError(f"{p.actor} is not an agent")
     if body.attended:
         result = await svc.calls.attended_transfer(call_id, body.target, actor=p.actor, agent=agent)
@@ -404,7 +408,7 @@ async def hold(
 ) -> dict[str, Any]:
     p = caller.principal
     agent = body.agent if p.has_scope("calls:control") else p.agent_number
-    if agent is None:
+    if agent is None and not p.has_scope("calls:control"):
         raise PermissionDeniedError(f"{p.actor} is not an agent")
     if body.hold:
         result = await svc.calls.hold(call_id, actor=p.actor, agent=agent)

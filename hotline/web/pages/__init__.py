@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -21,6 +22,8 @@ from hotline.web.context import WebServices
 from hotline.web.pages.framework import STATIC_DIR, STATIC_PREFIX, Pages, home_of, safe_next, secure
 
 __all__ = ["Pages", "page_routes"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def page_routes(services: WebServices) -> list[BaseRoute]:
@@ -39,10 +42,12 @@ def page_routes(services: WebServices) -> list[BaseRoute]:
 
 
 async def _favicon(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+    return FileResponse(
+        STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
-def _login_page(pages: Pages):  # type: ignore[no-untyped-def]
+def _login_page(pages: Pages) -> Endpoint:
     async def login(request: Request) -> Response:
         target = safe_next(request.query_params.get("next"))
         caller = await pages.caller(request)
@@ -54,7 +59,7 @@ def _login_page(pages: Pages):  # type: ignore[no-untyped-def]
     return login
 
 
-def _logout(pages: Pages):  # type: ignore[no-untyped-def]
+def _logout(pages: Pages) -> Endpoint:
     async def logout(request: Request) -> Response:
         caller = await pages.caller(request)
         if caller is None or caller.session is None:

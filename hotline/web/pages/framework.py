@@ -25,7 +25,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -50,6 +50,7 @@ STATIC_DIR = HERE / "static"
 STATIC_PREFIX = "/static"
 
 PageHandler = Callable[[Request, Caller], Awaitable[Response]]
+R = TypeVar("R", bound=Response)
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 
@@ -89,7 +90,7 @@ def content_security_policy(request: Request) -> str:
     )
 
 
-def secure(response: Response, request: Request) -> Response:
+def secure(response: R, request: Request) -> R:
     h = response.headers
     h["Content-Security-Policy"] = content_security_policy(request)
     h["X-Frame-Options"] = "DENY"
@@ -241,7 +242,9 @@ class Pages:
     async def error(
         self, request: Request, caller: Caller | None, status: int, key: str, *, message: str = ""
     ) -> HTMLResponse:
-        return await self.render(request, caller, "error.html", {"status": status, "key": key, "message": message}, status=status)
+        return await self.render(
+            request, caller, "error.html", {"status": status, "key": key, "message": message}, status=status
+        )
 
     def static_app(self) -> _Static:
         return _Static(STATIC_DIR)

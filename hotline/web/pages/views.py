@@ -54,7 +54,10 @@ def register(pages: Pages) -> None:
             raise NotFoundError(f"agent {number!r} does not exist")
         own = number is not None and number == p.agent_number and p.has_scope("self")
         agents = (
-            [{"number": a.number, "name": a.name} for a in sorted(snapshot.agent_by_number.values(), key=lambda a: a.number)]
+            [
+                {"number": a.number, "name": a.name}
+                for a in sorted(snapshot.agent_by_number.values(), key=lambda a: a.number)
+            ]
             if number is None
             else []
         )

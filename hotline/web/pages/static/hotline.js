@@ -5,13 +5,14 @@
 //   Hotline.t(key, params)        the page language's text; "{name}" is replaced from params
 //   Hotline.api(method, path, body, {signal, form})
 //                                 fetch JSON with the session's X-CSRF-Token; resolves to the JSON body;
-//                                 rejects with Hotline.ApiError {status, code, message, field}; a 401 sends
-//                                 the browser to /login (session over)
+//                                 rejects with Hotline.ApiError {status, code, message, field}; after a 401
+//                                 the session is checked and, if it is over, the browser goes to /login
 //   Hotline.showError(err, form)  the error in the page's alert bar, naming the field; marks the field in form
 //   Hotline.flash(text, kind)     a message in the alert bar ("error" | "ok" | "info")
 //   Hotline.stream(events, {onEvent, onReset, onStatus, since})
 //                                 the event stream (/ws/events): reconnects with exponential back-off and
-//                                 jitter, resumes from the last position; onReset() = reload from REST
+//                                 jitter, resumes from the last position (and stream id); onReset() =
+//                                 reload from REST (the server could not resume: restarted, or too far behind)
 //   Hotline.el(tag, attrs, ...children), Hotline.duration(s), Hotline.number(n), Hotline.percent(x),
 //   Hotline.ask({title, text, fields, ok}) -> Promise of {name: value} or null (a modal form)
 (function () {
@@ -128,6 +129,20 @@
     return "/login?next=" + encodeURIComponent(location.pathname + location.search);
   }
 
+  let checking = null;
+  function checkSession() {
+    if (checking) return checking;
+    checking = fetch("/api/v1/auth/me", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.status === 401) location.assign(loginUrl());
+      })
+      .catch(function () {})
+      .finally(function () {
+        checking = null;
+      });
+    return checking;
+  }
+
   async function api(method, path, body, options) {
     const opts = options || {};
     const headers = { Accept: "application/json" };
@@ -155,9 +170,8 @@
     }
     if (!response.ok) {
       const err = (data && data.error) || {};
-      if (response.status === 401 && !opts.noLoginRedirect) {
-        location.assign(loginUrl());
-      }
+      // 401 is also a wrong PIN or password: only an ended session sends the browser to the login page
+      if (response.status === 401 && !opts.noLoginRedirect) checkSession();
       throw new ApiError(
         response.status,
         err.code || "http_" + response.status,
@@ -298,6 +312,7 @@
         return;
       }
       this.ws = ws;
+      this.opened = false;
       const self = this;
       ws.onopen = function () {
         self.connects += 1;
@@ -321,6 +336,8 @@
           location.assign(loginUrl()); // session over
           return;
         }
+        // refused in the handshake (the browser shows only 1006): if the session is over, api() goes to /login
+        if (!self.opened) checkSession();
         self._retry();
       };
       ws.onerror = function () {
@@ -329,17 +346,14 @@
     }
 
     _message(m) {
+      // hello (on connect) -> our subscribe is answered by an optional reset, then subscribed, then events
       if (m.type === "hello") {
-        const restarted = this.stream !== null && m.stream && m.stream !== this.stream;
-        this.stream = m.stream || this.stream;
-        this.delay = BACKOFF_MIN_MS;
-        this._setStatus("open");
-        if (restarted) {
-          this.position = typeof m.position === "number" ? m.position : null;
-          this.onReset();
-        } else if (this.position === null && typeof m.position === "number") {
-          this.position = m.position;
-        }
+        this.opened = true;
+      } else if (m.type === "subscribed") {
+        this._setStatus("open"); // from here on every matching event reaches us
+        this.delay = BACKOFF_MIN_MS; // a working subscription: the next failure starts the back-off afresh
+        if (m.stream) this.stream = m.stream;
+        if (this.position === null && typeof m.position === "number") this.position = m.position;
       } else if (m.type === "event") {
         if (typeof m.position === "number") {
           if (this.position !== null && m.position <= this.position) return; // already seen (replay overlap)

@@ -1,0 +1,395 @@
+"""Event-to-screen latency of the wallboard, and requests/s of the status call (issue 4, item 12).
+
+One run, side by side:
+- **Hotline's wallboard**: N browser pages (headless Debian chromium, Playwright) on /wallboard, fed by the
+  WebSocket event stream, plus M agent pages on /agent, while SIPp drives calls through a real Asterisk 22
+  node.  For every tile change the page records `painted - source_ts`: the node's own Timestamp of the AMI
+  event behind the change (timestampevents=yes) to the next animation frame after the DOM update.
+- **The anchor, a polling board** (how common wallboards work): GET /api/v1/queues/status every 5 s; a
+  change is on screen at the poll that first returns it, so its latency is `poll answer - source_ts`.
+- Then requests/s of the status call over REST (GET /api/v1/queues/status) and XML-RPC
+  (queue.status_all), 16 concurrent clients for 10 s each, with /health as the floor.
+
+Target: stream p95 < 250 ms.  Prints a table and the ratio anchor p95 / Hotline p95; exit code 0 on PASS.
+
+    .venv/bin/python bench/bench_web.py                   # 50 wallboards, 20 agent pages, 20 calls/s, 60 s
+    .venv/bin/python bench/bench_web.py --quick           # 10 wallboards, 5 agent pages, 10 calls/s, 20 s
+
+Everything it starts (Hotline, the lab node "benchweb" on 127.0.0.71, SIPp on 127.0.0.72-73, the browser) is
+stopped at the end, also on an error or Ctrl-C.  Traffic stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hotline.asterisk import lab  # noqa: E402
+from hotline.db.engine import create_engine_for  # noqa: E402
+from hotline.db.migrate import upgrade  # noqa: E402
+from hotline.db.repositories import ConfigRepository  # noqa: E402
+from hotline.db.repositories.accounts import AccountRepository  # noqa: E402
+from hotline.db.repositories.callcenter import CallCenterRepository  # noqa: E402
+from hotline.settings import load_settings  # noqa: E402
+
+SIPP_DIR = ROOT / "bench" / "sipp"
+NODE_IP, CARRIER_IP, UAS_IP = "127.0.0.71", "127.0.0.72", "127.0.0.73"
+SIP_PORT = 5060
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "bench password 1"
+
+# Collected in every wallboard page: each tile change's latency (ms), from the node's AMI Timestamp
+# (data.source_ts of queue.stats) to the animation frame after the tile was redrawn.  Only a change of
+# source_ts counts (the board's once-a-second refresh of "longest wait" repeats it).
+LATENCY_PROBE = """
+(() => {
+  window.hotlineLatencies = [];
+  const seen = {};
+  const observe = () => {
+    const marks = window.hotlineLastEventAt;
+    if (!marks) { setTimeout(observe, 200); return; }
+    new MutationObserver(() => {}).observe(document.body, {subtree: true, attributes: true});
+  };
+  observe();
+  const origWs = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new origWs(...args);
+    ws.addEventListener("message", (e) => {
+      let m; try { m = JSON.parse(e.data); } catch (_) { return; }
+      if (m.type !== "event" || m.event !== "queue.stats" || !m.data || !m.data.source_ts) return;
+      const q = m.data.queue, ts = m.data.source_ts;
+      if (seen[q] === ts) return;
+      seen[q] = ts;
+      // the page's own handler runs in this same task; the frame after it is when the tile is on screen
+      requestAnimationFrame(() => {
+        const painted = performance.timeOrigin + performance.now();
+        if (window.hotlineLatencies.length < 100000) window.hotlineLatencies.push(painted - ts * 1000);
+      });
+    });
+    return ws;
+  };
+  window.WebSocket.prototype = origWs.prototype;
+  Object.assign(window.WebSocket, origWs);
+})();
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+class Bench:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.work = Path(tempfile.mkdtemp(prefix="bench-web-"))
+        self.http_port = free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.node: lab.LabNode | None = None
+        self.key = ""
+        self.phones = [str(30000 + i) for i in range(a.agents)]
+        self.agents = [str(8000 + i) for i in range(a.agents)]
+        self.queues = [f"bw-q{i}" for i in range(a.queues)]
+
+    # ------------------------------------------------------------------ setup
+    def configure(self) -> None:
+        cfg = self.work / "hotline.toml"
+        cfg.write_text(
+            f'data_dir = "{self.work / "data"}"\nhttp_port = {self.http_port}\nagi_port = {free_port()}\n'
+            f'lab_instance = "benchweb"\nnode_address_base = "{NODE_IP}"\n'
+            f'carrier_addresses = ["{CARRIER_IP}/32"]\ncarrier_contact = "sip:{UAS_IP}:{SIP_PORT}"\n'
+            f'rtp_port_start = 42000\nlog_level = "WARNING"\nlogin_max_failures_per_address = 10000\n'
+        )
+        self.cfg = cfg
+        self.settings = load_settings(cfg, environ={})
+        engine = create_engine_for(self.settings.effective_database_url)
+        upgrade(engine)
+        config, cc, accounts = ConfigRepository(engine), CallCenterRepository(engine), AccountRepository(engine)
+        self.passwords = {p: secrets.token_urlsafe(9) for p in self.phones}
+        for p in self.phones:
+            config.add_phone(p, self.passwords[p], realm=self.settings.sip_realm)
+        for i, q in enumerate(self.queues):
+            config.add_queue(q, strategy="rrmemory", timeout=15, retry=1, ringinuse=False)
+            config.add_route(str(6100 + i), "queue", q)
+        for i, n in enumerate(self.agents):
+            config.add_agent(n, f"Agent {n}")
+            cc.set_agent_queue(n, self.queues[i % len(self.queues)])
+        accounts.add_user("admin", PASSWORD, role="admin")
+        for n in self.agents[: self.a.agent_pages]:
+            accounts.add_user(f"a{n}", PASSWORD, role="agent", agent=n)
+        spec = lab.node_specs(self.settings, 1)[0]
+        self.node = lab.lab_node(self.settings, spec)
+        config.upsert_node(spec.name, spec.address, spec.sip_port, spec.ami_port)
+        engine.dispose()
+        scopes = [x for s in ("stats:read", "agents:control", "calls:read") for x in ("--scope", s)]
+        out = self.hotline_cli("apikey", "add", "bench", *scopes)
+        self.key = out.strip().splitlines()[-1]
+
+    def hotline_cli(self, *args: str) -> str:
+        res = subprocess.run([sys.executable, "-m", "hotline", "--config", str(self.cfg), *args],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        if res.returncode != 0:
+            raise RuntimeError(f"hotline {' '.join(args)}: {res.stderr[-2000:]}")
+        return res.stdout
+
+    def start(self) -> None:
+        assert self.node is not None
+        lab.stop_node(self.node)
+        log = (self.work / "hotline.log").open("wb")
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "hotline", "--config", str(self.cfg), "serve"],
+                                           stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("Hotline did not start; see " + str(self.work / "hotline.log"))
+            time.sleep(0.2)
+        lab.start_node(self.settings, self.node)
+        deadline = time.monotonic() + 60
+        while not all(n["connected"] for n in httpx.get(self.base + "/health", timeout=2).json()["nodes"]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("Hotline's AMI client did not connect to the node")
+            time.sleep(0.2)
+        # one SIPp UAS answers for every agent phone (their contacts point at it)
+        self.procs.append(self.sipp("uas", "calls_uas.xml", UAS_IP, []))
+        csv = self.work / "phones.csv"
+        csv.write_text("SEQUENTIAL\n" + "".join(
+            f"{p};{self.passwords[p]};[authentication username={p} password={self.passwords[p]}]\n"
+            for p in self.phones))  # fmt: skip
+        reg = subprocess.run(
+            ["sipp", f"{NODE_IP}:{SIP_PORT}", "-sf", str(SIPP_DIR / "calls_register.xml"), "-inf", str(csv),
+             "-key", "expires", "3600", "-i", UAS_IP, "-p", str(SIP_PORT + 1), "-r", "100",
+             "-m", str(len(self.phones)), "-recv_timeout", "5000", "-nostdin", "-nd", "-timeout", "120s"],
+            cwd=self.work, capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+        if reg.returncode != 0:
+            raise RuntimeError(f"registering phones failed: {reg.stdout[-1500:]}")
+        h = {"Authorization": f"Bearer {self.key}"}
+        with httpx.Client(base_url=self.base, headers=h, timeout=10) as c:
+            for n, p in zip(self.agents, self.phones, strict=True):
+                r = c.post(f"/api/v1/agents/{n}/login", json={"phone": p})
+                if r.status_code != 200:
+                    raise RuntimeError(f"login of agent {n}: {r.text}")
+
+    def sipp(self, name: str, scenario: str, ip: str, extra: list[str]) -> subprocess.Popen[bytes]:
+        d = self.work / name
+        d.mkdir(exist_ok=True)
+        cmd = ["sipp", "-sf", str(SIPP_DIR / scenario), "-i", ip, "-p", str(SIP_PORT), "-mi", ip, "-mp", "46000",
+               "-nostdin", "-nd", "-trace_err", "-error_file", "errors.log", *extra]  # fmt: skip
+        return subprocess.Popen(cmd, cwd=d, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+
+    # ------------------------------------------------------------------ measurement
+    async def poller(self, stop: asyncio.Event, samples: list[float]) -> int:
+        """The anchor: a board that polls the REST API every `poll_interval` seconds."""
+        seen: dict[str, float] = {}
+        polls = 0
+        async with httpx.AsyncClient(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}) as c:
+            while not stop.is_set():
+                r = await c.get("/api/v1/queues/status")
+                now = time.time()
+                polls += 1
+                for tile in r.json()["items"]:
+                    ts = tile.get("source_ts")
+                    if ts and seen.get(tile["queue"]) != ts:
+                        if tile["queue"] in seen:
+                            samples.append((now - ts) * 1000)
+                        seen[tile["queue"]] = ts
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.a.poll_interval)
+        return polls
+
+    async def run_browsers(self) -> dict[str, Any]:
+        from playwright.async_api import async_playwright
+
+        a = self.a
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                               args=["--no-sandbox"] if os.geteuid() == 0 else [])  # fmt: skip
+            try:
+                boards_ctx = await browser.new_context()
+                await boards_ctx.add_init_script(LATENCY_PROBE)
+                r = await boards_ctx.request.post(self.base + "/api/v1/auth/login",
+                                                  data={"username": "admin", "password": PASSWORD})  # fmt: skip
+                assert r.ok, await r.text()
+                boards = []
+                for _ in range(a.wallboards):
+                    page = await boards_ctx.new_page()
+                    await page.goto(self.base + "/wallboard")
+                    boards.append(page)
+                agent_pages = []
+                for n in self.agents[: a.agent_pages]:
+                    ctx = await browser.new_context()
+                    r = await ctx.request.post(self.base + "/api/v1/auth/login",
+                                               data={"username": f"a{n}", "password": PASSWORD})  # fmt: skip
+                    assert r.ok, await r.text()
+                    page = await ctx.new_page()
+                    await page.goto(self.base + "/agent")
+                    agent_pages.append(page)
+                for page in boards:
+                    await page.wait_for_function("document.documentElement.dataset.stream === 'open'", timeout=30000)
+                stop = asyncio.Event()
+                poll_samples: list[float] = []
+                poller = asyncio.create_task(self.poller(stop, poll_samples))
+                calls = a.rate * a.seconds
+                csv = self.work / "calls.csv"
+                csv.write_text("SEQUENTIAL\n" + "".join(
+                    f"+7495{1000000 + i};{6100 + i % len(self.queues)}\n" for i in range(calls)))  # fmt: skip
+                carrier = self.sipp("carrier", "calls_carrier.xml", CARRIER_IP,
+                                    [f"{NODE_IP}:{SIP_PORT}", "-inf", str(csv), "-r", str(a.rate), "-m", str(calls),
+                                     "-l", "2000", "-recv_timeout", "20000", "-timeout", f"{a.seconds + 60}s"])  # fmt: skip
+                self.procs.append(carrier)
+                t0 = time.monotonic()
+                while carrier.poll() is None and time.monotonic() - t0 < a.seconds + 60:
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(2)
+                stop.set()
+                polls = await poller
+                stream_samples: list[float] = []
+                drops = 0
+                for page in boards:
+                    values = await page.evaluate("window.hotlineLatencies || []")
+                    stream_samples.extend(float(v) for v in values)
+                    state = await page.evaluate("document.documentElement.dataset.stream")
+                    drops += state != "open"
+                return {
+                    "stream": stream_samples,
+                    "poll": poll_samples,
+                    "polls": polls,
+                    "boards_not_open": drops,
+                    "carrier_rc": carrier.returncode,
+                    "agent_pages": len(agent_pages),
+                }
+            finally:
+                await browser.close()
+
+    async def rps(self, method: str, path: str, body: bytes | None, seconds: float, concurrency: int) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        if body is not None:
+            headers["Content-Type"] = "text/xml"
+        lat: list[float] = []
+        errors = 0
+        deadline = time.monotonic() + seconds
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=self.base, headers=headers, limits=limits, timeout=10) as c:
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.monotonic() < deadline:
+                    t = time.perf_counter()
+                    r = await c.request(method, path, content=body)
+                    lat.append((time.perf_counter() - t) * 1000)
+                    if r.status_code != 200 or (body is not None and b"<fault>" in r.content):
+                        errors += 1
+
+            t0 = time.monotonic()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.monotonic() - t0
+        return {"rps": len(lat) / elapsed, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "errors": errors}
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if p.args[0] == "sipp" else signal.SIGTERM)  # type: ignore[index]
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if self.node is not None:
+            lab.stop_node(self.node)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--wallboards", type=int, default=50)
+    ap.add_argument("--agent-pages", type=int, default=20)
+    ap.add_argument("--rate", type=int, default=20, help="calls per second")
+    ap.add_argument("--seconds", type=int, default=60, help="seconds of call load")
+    ap.add_argument("--agents", type=int, default=60)
+    ap.add_argument("--queues", type=int, default=4)
+    ap.add_argument("--poll-interval", type=float, default=5.0)
+    ap.add_argument("--target-ms", type=float, default=250.0)
+    ap.add_argument("--quick", action="store_true", help="10 boards, 5 agent pages, 10 calls/s for 20 s")
+    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "web.json")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.wallboards, a.agent_pages, a.rate, a.seconds, a.agents = 10, 5, 10, 20, 30
+    b = Bench(a)
+    try:
+        print(f"setting up in {b.work} ...", flush=True)
+        b.configure()
+        b.start()
+        print(f"{a.wallboards} wallboards + {a.agent_pages} agent pages; {a.rate} calls/s for {a.seconds} s ...",
+              flush=True)  # fmt: skip
+        res = asyncio.run(b.run_browsers())
+        xml = (b"<?xml version='1.0'?><methodCall><methodName>queue.status_all</methodName>"
+               b"<params></params></methodCall>")  # fmt: skip
+        print("requests/s of the status call (16 clients, 10 s each) ...", flush=True)
+        rest = asyncio.run(b.rps("GET", "/api/v1/queues/status", None, 10, 16))
+        rpc = asyncio.run(b.rps("POST", "/RPC2", xml, 10, 16))
+        health = asyncio.run(b.rps("GET", "/health", None, 10, 16))
+    finally:
+        b.stop()
+    s, p = res["stream"], res["poll"]
+    s95, p95 = pct(s, 0.95), pct(p, 0.95)
+    print()
+    print(f"{'board':<32}{'samples':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    for name, v in (("Hotline wallboard (event stream)", s), (f"polling board ({a.poll_interval:g} s REST)", p)):
+        print(f"{name:<32}{len(v):>8}{fmt(pct(v, 0.5)):>10}{fmt(pct(v, 0.95)):>10}{fmt(pct(v, 0.99)):>10}"
+              f"{fmt(max(v) if v else None):>10}")  # fmt: skip
+    ratio = (p95 / s95) if s95 and p95 else None
+    ok = s95 is not None and s95 < a.target_ms and res["boards_not_open"] == 0 and len(s) > 0
+    print(f"ratio polling p95 / stream p95: {fmt(ratio, 1)}x; target stream p95 < {a.target_ms:g} ms: "
+          f"{'PASS' if ok else 'FAIL'} (boards not connected at the end: {res['boards_not_open']})")
+    print()
+    print(f"{'status call':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, r in (("REST GET /api/v1/queues/status", rest), ("XML-RPC queue.status_all", rpc),
+                    ("GET /health (floor)", health)):  # fmt: skip
+        print(f"{name:<40}{r['rps']:>10.0f}{fmt(r['p50_ms']):>10}{fmt(r['p99_ms']):>10}{r['errors']:>8}")
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps({
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "stream_ms": {"n": len(s), "p50": pct(s, 0.5), "p95": s95, "p99": pct(s, 0.99),
+                      "mean": statistics.fmean(s) if s else None},
+        "poll_ms": {"n": len(p), "p50": pct(p, 0.5), "p95": p95, "p99": pct(p, 0.99)},
+        "ratio_p95": ratio, "pass": ok, "rest": rest, "xmlrpc": rpc, "health": health,
+        "boards_not_open": res["boards_not_open"], "polls": res["polls"],
+    }, indent=2))  # fmt: skip
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
