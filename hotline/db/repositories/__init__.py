@@ -178,6 +178,11 @@ _QUEUE_OPTIONS: dict[str, Callable[[str, object], object]] = {
     "overflow_type": lambda f, v: _choice(f, v, ("", *DEST_TYPES)),
     "overflow_value": lambda f, v: _text(f, v, 255),
     "recording": lambda f, v: _choice(f, v, ("always", "never")),
+    # wallboard alarms (0 = off): waiting callers and longest wait in seconds
+    "alarm_waiting_amber": lambda f, v: _int(f, v, maximum=10_000),
+    "alarm_waiting_red": lambda f, v: _int(f, v, maximum=10_000),
+    "alarm_wait_amber_s": lambda f, v: _int(f, v, maximum=86_400),
+    "alarm_wait_red_s": lambda f, v: _int(f, v, maximum=86_400),
 }
 
 
