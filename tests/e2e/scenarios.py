@@ -322,3 +322,31 @@ def waiting_caller(folder: Path, name: str = "waiting-caller") -> Path:
     body += '  <recv response="183" optional="true"/>\n  <recv response="200" rtd="true"/>\n'
     body += _ack(1).replace("[user]", "[caller]")
     return _write(folder, name, body + _in_dialog_until_bye())
+
+
+def cancelling_caller(folder: Path, wait_ms: int, name: str = "cancelling-caller") -> Path:
+    """A carrier call to [service] (-key caller) that waits unanswered for `wait_ms`, then hangs up (CANCEL):
+    a caller who gives up in the queue."""
+    body = _invite(1, auth=False).replace("[user]", "[caller]")
+    body += '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+    body += '  <recv response="183"/>\n'  # Queue() runs Progress(): early media, the caller waits
+    body += f'  <pause milliseconds="{wait_ms}"/>\n'
+    # CANCEL: same branch and CSeq number as the INVITE (the last response's Via is our INVITE's)
+    body += """  <send>
+    <![CDATA[
+      CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      From: <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <recv response="487"/>
+"""
+    body += _ack(1, same_branch=True).replace("[user]", "[caller]")
+    return _write(folder, name, body)

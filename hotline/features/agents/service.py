@@ -384,6 +384,8 @@ class AgentService:
         self._set(new)
         self._writes.append(Transition(old, new, event, now, reason, "asterisk" if event != "wrapup_end" else "timer"))
         self._wake.set()
+        if event != "ring":  # the ring publishes agent.ringing itself, with the caller and the queue
+            self._emit(f"agent.{event}", new, reason=reason)
 
     async def flush_loop(self, batch_delay: float = 0.1) -> None:
         """Write queued transitions; waits `batch_delay` after the first so that a burst of queue events

@@ -9,8 +9,6 @@ to start; the scripts read and change everything through the REST API and follow
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -19,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from hotline.web.auth import SESSION_COOKIE, Caller
 from hotline.web.context import WebServices
+from hotline.web.pages import admin
 from hotline.web.pages.framework import STATIC_DIR, STATIC_PREFIX, Pages, home_of, safe_next, secure
 
 __all__ = ["Pages", "page_routes"]
@@ -29,9 +28,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def page_routes(services: WebServices) -> list[BaseRoute]:
     pages = Pages(services)
     _register_core(pages)
-    # The admin pages live in their own module (another area of work); it registers itself the same way.
-    if importlib.util.find_spec("hotline.web.pages.admin") is not None:
-        importlib.import_module("hotline.web.pages.admin").register(pages)
+    # The admin pages live in their own module; it registers itself the same way.
+    admin.register(pages)
     return [
         Mount(STATIC_PREFIX, app=pages.static_app(), name="static"),
         Route("/favicon.ico", _favicon, methods=["GET", "HEAD"]),

@@ -1,36 +1,34 @@
 /* Hotline web admin: one metadata-driven UI for every configuration resource, plus users, API keys, media
  * uploads and the audit log.
  *
- * The server renders a shell (templates/admin/app.html) with a JSON block #admin-data: the view, the
- * resource, whether the caller may write, the CSRF token and the translated strings.  Everything else comes
- * from the REST API: GET /api/v1/config describes every resource and its fields, and the list pages and
- * forms are generated from that description, so a new resource or field needs no change here.
+ * Built on the page framework (static/hotline.js): the server renders a frame (templates/admin/app.html) and
+ * puts in Hotline.page.admin the view, the resource, the key and whether the caller may write; Hotline.api
+ * carries the session's CSRF token; Hotline.t translates (catalogs i18n/<lang>/admin.json).  Everything
+ * else comes from the REST API: GET /api/v1/config describes every resource and its fields, and the list
+ * pages and forms are generated from that description, so a new resource or field needs no change here.
+ * Users and API keys are described in the same shape below (accountResources) and use the same code.
  *
  * Invariants:
  * - every visible string goes through t() (English and Russian catalogues, hotline/web/pages/i18n);
  * - the server is the authority on values: client-side checks only give early hints, and the server's
  *   field-named errors (422 {"error": {"field": ...}}) are shown next to the field they name;
- * - nothing is deleted without a confirmation in the page's own dialog (#admin-confirm).
+ * - nothing is deleted without a confirmation (Hotline.ask, a modal in the page).
  */
 (() => {
   "use strict";
 
   const root = document.getElementById("admin-app");
-  const pageNode = document.getElementById("hotline-page");
   const i18nNode = document.getElementById("hotline-i18n");
-  if (!root || !pageNode || !i18nNode) return;
-  const PAGE = JSON.parse(pageNode.textContent);
-  const DATA = Object.assign({ lang: PAGE.lang, csrf_token: PAGE.csrf, login_url: "/login" }, PAGE.admin || {});
-  const S = JSON.parse(i18nNode.textContent);
+  if (!root || !i18nNode || !window.Hotline) return;
+  const PAGE = Hotline.page;
+  const DATA = Object.assign({ lang: PAGE.lang, csrf_token: PAGE.csrf }, PAGE.admin || {});
+  const S = JSON.parse(i18nNode.textContent); // to know which keys exist (Hotline.t falls back to the key)
   const CAN_WRITE = Boolean(DATA.can_write);
   const PAGE_SIZE = 25;
 
   // ------------------------------------------------------------------------------------------ text
-  function t(key, vars) {
-    let s = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
-    if (vars) for (const [k, v] of Object.entries(vars)) s = s.split("{" + k + "}").join(String(v));
-    return s;
-  }
+  const t = Hotline.t;
+  const el = Hotline.el;
   function has(key) {
     return Object.prototype.hasOwnProperty.call(S, key);
   }
@@ -43,7 +41,9 @@
     return humanize(name);
   }
   function fieldHint(resource, f) {
-    for (const k of ["admin.hint." + resource + "." + f.name, "admin.hint." + f.name]) if (has(k)) return t(k);
+    if (f.read_only) return "";
+    const k = "admin.hint." + resource + "." + f.name;
+    if (has(k)) return t(k);
     return DATA.lang === "en" ? f.description || "" : "";
   }
   function resourceTitle(name, fallback) {
@@ -52,6 +52,9 @@
   function resourceOne(name, fallback) {
     return has("admin.one." + name) ? t("admin.one." + name) : fallback || humanize(name);
   }
+  function capital(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
   function choiceLabel(f, value) {
     if (value === "") return t("admin.choice_none");
     const k = "admin.choice." + f.name + "." + String(value).toLowerCase().replace(/[^a-z0-9_]/g, "_");
@@ -59,23 +62,6 @@
   }
 
   // ------------------------------------------------------------------------------------------ DOM
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else if (k === "dataset") Object.assign(node.dataset, v);
-      else if (v === true) node.setAttribute(k, "");
-      else node.setAttribute(k, String(v));
-    }
-    for (const c of children.flat()) {
-      if (c === null || c === undefined || c === false) continue;
-      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-    }
-    return node;
-  }
   function clear(node) {
     while (node.firstChild) node.removeChild(node.firstChild);
     return node;
@@ -94,36 +80,19 @@
   }
 
   // ------------------------------------------------------------------------------------------ HTTP
-  /** {ok, status, data} for a JSON API call; the session's CSRF token goes with every write. */
+  /** {ok, status, data} of a JSON API call through Hotline.api (CSRF header, 401 -> sign-in page). */
   async function api(method, url, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRF-Token"] = DATA.csrf_token || "";
-    const init = { method, headers, credentials: "same-origin" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let response;
     try {
-      response = await fetch(url, init);
+      return { ok: true, status: 200, data: await Hotline.api(method, url, body) };
     } catch (err) {
-      return { ok: false, status: 0, data: { error: { code: "network", message: t("admin.network_error") } } };
+      if (!(err instanceof Hotline.ApiError)) throw err;
+      return { ok: false, status: err.status, data: { error: { code: err.code, message: err.message, field: err.field } } };
     }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = { error: { code: "bad_response", message: t("admin.http_error", { status: response.status }) } };
-    }
-    if (response.status === 401) {
-      window.location.assign(DATA.login_url + "?next=" + encodeURIComponent(location.pathname + location.search));
-    }
-    return { ok: response.ok, status: response.status, data };
   }
   function errorOf(result) {
     const err = (result.data && result.data.error) || {};
     let field = err.field || "";
-    if (field.startsWith("body.")) field = field.slice(5).split(".")[0];
+    if (/^(body|query|path)\./.test(field)) field = field.split(".")[1];
     else if (field === "body") field = "";
     let message = err.message || t("admin.http_error", { status: result.status });
     if (field && message.startsWith(field + ": ")) message = message.slice(field.length + 2);
@@ -132,21 +101,15 @@
   }
 
   // ------------------------------------------------------------------------------------------ notices
-  const notice = el("div", { id: "admin-notice", class: "admin-notice", role: "status", hidden: true });
-  const problem = el("div", { id: "admin-problem", class: "admin-problem", role: "alert", hidden: true });
+  // Page-level messages go to the framework's alert bar (#hotline-flash); a flash survives one navigation.
   function showNotice(text) {
-    problem.hidden = true;
-    notice.textContent = text;
-    notice.hidden = false;
+    Hotline.flash(text, "ok");
   }
   function showProblem(text) {
-    notice.hidden = true;
-    problem.textContent = text;
-    problem.hidden = false;
+    Hotline.flash(text, "error");
   }
   function hideMessages() {
-    notice.hidden = true;
-    problem.hidden = true;
+    Hotline.clearFlash();
   }
   const FLASH = "hotline.admin.flash";
   function flash(text) {
@@ -159,34 +122,9 @@
   }
 
   // ------------------------------------------------------------------------------------------ confirm
-  function confirmDialog(text) {
-    return new Promise((resolve) => {
-      const message = el("p", { id: "admin-confirm-text", text });
-      const dialog = el(
-        "dialog",
-        { id: "admin-confirm", class: "admin-dialog" },
-        message,
-        el(
-          "div",
-          { class: "admin-actions" },
-          el("button", { type: "button", id: "admin-confirm-ok", class: "admin-danger", text: t("admin.delete") }),
-          el("button", { type: "button", id: "admin-confirm-cancel", text: t("admin.cancel") }),
-        ),
-      );
-      const done = (answer) => {
-        dialog.close();
-        dialog.remove();
-        resolve(answer);
-      };
-      dialog.querySelector("#admin-confirm-ok").addEventListener("click", () => done(true));
-      dialog.querySelector("#admin-confirm-cancel").addEventListener("click", () => done(false));
-      dialog.addEventListener("cancel", (ev) => {
-        ev.preventDefault();
-        done(false);
-      });
-      document.body.append(dialog);
-      dialog.showModal();
-    });
+  /** The framework's modal (a native confirm() would be dismissed by automation and looks foreign). */
+  async function confirmDelete(text) {
+    return (await Hotline.ask({ title: t("admin.confirm_title"), text, ok: t("admin.delete") })) !== null;
   }
 
   // ------------------------------------------------------------------------------------------ resources
@@ -298,7 +236,7 @@
     const cols = res.fields.filter((f) => !f.write_only && f.type !== "object" && !skip.has(f.name));
     const key = cols.find((f) => f.name === res.key);
     const rest = cols.filter((f) => f.name !== res.key);
-    return (key ? [key] : []).concat(rest).slice(0, 8);
+    return (key ? [key] : []).concat(rest).slice(0, 7);
   }
 
   async function listView(resourceName) {
@@ -356,10 +294,8 @@
     clear(root).append(
       el("div", { class: "admin-head" }, title, newButton),
       description ? el("p", { class: "admin-description", text: description }) : null,
-      notice,
-      problem,
       el("div", { class: "admin-toolbar" }, search, bulkBar),
-      table,
+      el("div", { class: "admin-scroll" }, table),
       pager,
     );
     if (!writable) root.append(el("p", { id: "admin-read-only", class: "admin-muted", text: t("admin.read_only") }));
@@ -455,7 +391,7 @@
       const key = String(row[res.key]);
       const cells = cols.map((f, i) => {
         const text = formatValue(f, row[f.name]);
-        if (i === 0) return el("td", {}, el("a", { href: editUrl(res, key), class: "admin-key", text }));
+        if (i === 0) return el("td", { class: "admin-key-cell" }, el("a", { href: editUrl(res, key), class: "admin-key", text }));
         return el("td", { dataset: { field: f.name }, text });
       });
       const box = writable
@@ -481,7 +417,7 @@
               class: "admin-delete admin-link-danger",
               text: t("admin.delete"),
               onclick: async () => {
-                if (!(await confirmDialog(t("admin.confirm_delete_one", { what: resourceOne(res.name, res.title), key })))) return;
+                if (!(await confirmDelete(t("admin.confirm_delete_one", { what: resourceOne(res.name, res.title), key })))) return;
                 const r = await api("DELETE", keyUrl(res, key));
                 if (r.ok) {
                   showNotice(t("admin.deleted_one", { key }));
@@ -496,9 +432,9 @@
     }
 
     async function bulk(action) {
-      const keys = [...selected];
+      const keys = [...tbody.querySelectorAll("input.admin-select:checked")].map((box) => box.value); // list order
       if (!keys.length) return;
-      if (action === "delete" && !(await confirmDialog(t("admin.confirm_delete_many", { count: keys.length, keys: keys.join(", ") })))) return;
+      if (action === "delete" && !(await confirmDelete(t("admin.confirm_delete_many", { count: keys.length, keys: keys.join(", ") })))) return;
       let r;
       if (res.serverBulk) {
         r = await api("POST", res.endpoint + "/bulk", { action, keys });
@@ -565,8 +501,7 @@
       const r = await api("GET", keyUrl(res, key));
       if (!r.ok) {
         clear(root).append(
-          el("h1", { id: "admin-title", text: resourceOne(res.name, res.title) + " " + key }),
-          problem,
+          el("h1", { id: "admin-title", text: capital(resourceOne(res.name, res.title)) + " " + key }),
           el("a", { href: res.page, class: "admin-back", text: t("admin.back_to_list") }),
         );
         showProblem(errorOf(r).message);
@@ -579,7 +514,7 @@
     const form = el("form", { id: "admin-form", class: "admin-form", novalidate: true, dataset: { resource: res.name } });
     const heading = creating
       ? t("admin.new_title", { what: resourceOne(res.name, res.title) })
-      : resourceOne(res.name, res.title) + " " + key;
+      : capital(resourceOne(res.name, res.title)) + " " + key;
     const formError = el("div", { id: "admin-form-error", class: "admin-problem", role: "alert", hidden: true });
 
     const fields = res.fields.filter((f) => {
@@ -601,11 +536,13 @@
       el("div", { class: "admin-actions" }, save, del, el("a", { href: res.page, class: "admin-back", id: "admin-back", text: t("admin.back_to_list") })),
     );
     const once = el("div", { id: "admin-once", class: "admin-once", hidden: true });
-    clear(root).append(el("h1", { id: "admin-title", text: heading }), notice, problem, once, form);
+    clear(root).append(el("h1", { id: "admin-title", text: heading }), once, form);
     if (!writable) root.append(el("p", { id: "admin-read-only", class: "admin-muted", text: t("admin.read_only") }));
     takeFlash();
 
-    for (const c of controls.values()) c.input.addEventListener("change", () => hint(c));
+    // hints follow typing ("input"), not "change": a message appearing or vanishing on blur would move the
+    // buttons under the pointer between mousedown and click
+    for (const c of controls.values()) c.input.addEventListener("input", () => hint(c));
 
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -669,7 +606,7 @@
     });
 
     async function onDelete() {
-      if (!(await confirmDialog(t("admin.confirm_delete_one", { what: resourceOne(res.name, res.title), key })))) return;
+      if (!(await confirmDelete(t("admin.confirm_delete_one", { what: resourceOne(res.name, res.title), key })))) return;
       const r = await api("DELETE", keyUrl(res, key));
       if (r.ok) {
         flash(t("admin.deleted_one", { key }));
@@ -725,6 +662,7 @@
     const error = el("div", { class: "admin-error", id: "admin-error-" + f.name, role: "alert", dataset: { field: f.name } });
     let input;
     let get;
+    let extra = null; // a datalist of suggestions, next to its input
 
     if (f.read_only) {
       input = el("output", { id, class: "admin-output", text: formatValue(f, value) });
@@ -812,7 +750,7 @@
         placeholder: secret && !creating ? t("admin.secret_keep") : null,
         value: secret ? "" : value === null || value === undefined ? "" : value,
       });
-      if (f.references_by) attachDestinationList(input, f, controls);
+      if (f.references_by) extra = attachDestinationList(input, f, controls);
       get = () => {
         const raw = input.value;
         if (secret) return raw === "" ? undefined : raw;
@@ -826,14 +764,14 @@
     const hintText = fieldHint(res.name, f);
     const secretState =
       f.write_only && !creating && Object.prototype.hasOwnProperty.call(row, "has_" + f.name)
-        ? el("span", { class: "admin-muted", text: row["has_" + f.name] ? t("admin.secret_set") : t("admin.secret_unset") })
+        ? el("span", { class: "admin-muted admin-secret-state", text: row["has_" + f.name] ? t("admin.secret_set") : t("admin.secret_unset") })
         : null;
     const label = el("label", { for: id, class: "admin-label" }, fieldLabel(res.name, f.name), f.required && !f.read_only && creating ? el("span", { class: "admin-required", text: " *" }) : null);
     return el(
       "div",
       { class: "admin-field admin-field-" + f.type, dataset: { field: f.name } },
       label,
-      el("div", { class: "admin-input" }, input, secretState, hintText ? el("div", { class: "admin-hint", text: hintText }) : null, error),
+      el("div", { class: "admin-input" }, input, extra, secretState, hintText ? el("div", { class: "admin-hint", text: hintText }) : null, error),
     );
   }
 
@@ -849,8 +787,7 @@
     const listId = input.id + "-options";
     const list = el("datalist", { id: listId });
     input.setAttribute("list", listId);
-    input.after(list);
-    const resources = (f.references_by && f.references_by.resources) || {};
+    const resources = f.references_by.resources || {};
     const refresh = async () => {
       const typeControl = controls.get(f.references_by.field);
       const target = typeControl ? resources[typeControl.input.value] : null;
@@ -864,6 +801,7 @@
       if (typeControl) typeControl.input.addEventListener("change", refresh);
       refresh();
     });
+    return list;
   }
 
   /** A client-side hint for one control, or "" (the server re-checks everything). */
@@ -899,7 +837,8 @@
     return "";
   }
   function hint(c) {
-    c.error.textContent = check(c, true) === t("admin.err_required") ? "" : check(c, true);
+    const message = check(c, true);
+    c.error.textContent = message === t("admin.err_required") ? "" : message;
   }
 
   // ------------------------------------------------------------------------------------------ media
@@ -908,7 +847,7 @@
     const prompts = el("tbody", {});
     const files = el("tbody", {});
     const classSelect = el("select", { id: "admin-moh-class", name: "moh_class" });
-    clear(root).append(title, notice, problem);
+    clear(root).append(title);
 
     if (CAN_WRITE) {
       root.append(
@@ -943,8 +882,11 @@
         el("td", { text: String(f.size) }),
         el("td", { text: formatValue({ type: "datetime" }, f.created_at) }),
       ];
+      const none = (span) => el("tr", { class: "admin-empty" }, el("td", { colspan: span, text: t("admin.empty") }));
       clear(prompts).append(...r.data.prompts.map((f) => el("tr", { dataset: { name: f.name } }, ...cells(f))));
       clear(files).append(...r.data.moh_files.map((f) => el("tr", { dataset: { name: f.moh_class + "/" + f.name } }, el("td", { text: f.moh_class }), ...cells(f))));
+      if (!r.data.prompts.length) prompts.append(none(5));
+      if (!r.data.moh_files.length) files.append(none(6));
       const current = classSelect.value;
       clear(classSelect).append(...r.data.moh_classes.map((c) => el("option", { value: c.name, text: c.name })));
       if (current) classSelect.value = current;
@@ -1030,6 +972,14 @@
       filterRow.append(filters[name]);
     }
     filterRow.append(el("button", { type: "submit", id: "admin-audit-apply", text: t("admin.filter") }));
+    // what the audit log calls things: configuration resources by name, plus the accounts' and media's own
+    const known = el("datalist", { id: "admin-audit-resources" });
+    filters.resource.setAttribute("list", known.id);
+    filterRow.append(known);
+    catalog().then((cat) => {
+      const names = Object.keys(cat).filter((n) => n !== "users" && n !== "api_keys");
+      for (const name of names.concat(["user", "api_key", "prompt", "moh"])) known.append(el("option", { value: name }));
+    });
     const tbody = el("tbody", {});
     const cols = ["at", "actor", "action", "resource", "key", "interface", "source_ip", "changes"];
     const pageInfo = el("span", { id: "admin-page-info", class: "admin-muted" });
@@ -1037,8 +987,6 @@
     const next = el("button", { type: "button", id: "admin-next", text: t("admin.next"), onclick: () => move(1) });
     clear(root).append(
       el("h1", { id: "admin-title", text: t("admin.audit") }),
-      notice,
-      problem,
       filterRow,
       el("table", { id: "admin-audit-table", class: "admin-table" }, el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", { text: t("admin.audit_col_" + c) })))), tbody),
       el("div", { class: "admin-pager" }, prev, pageInfo, next),
@@ -1114,7 +1062,6 @@
   if (view) {
     view().catch((err) => {
       showProblem(t("admin.page_failed") + " " + String(err && err.message ? err.message : err));
-      root.prepend(problem);
     });
   }
 })();
