@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +58,7 @@ async def _service(snap: ConfigSnapshot, statuses: list[AgentStatus], days: dict
     clock = Clock()
     history: Any = History(days or {})
     svc = MonitorService(lambda: snap, lambda: statuses, history, bus,
-                         thresholds=lambda: {"sales": Thresholds(2, 3, 30, 60)}, clock=clock)  # fmt: skip
+                         thresholds=lambda: {"sales": Thresholds(2, 3, 30, 60)}, clock=clock, coalesce=0)  # fmt: skip
     await svc.start()
     return svc, seen, clock
 
@@ -65,12 +66,14 @@ async def _service(snap: ConfigSnapshot, statuses: list[AgentStatus], days: dict
 async def test_waiting_callers_and_alarm_follow_ami(snap: ConfigSnapshot) -> None:
     svc, seen, clock = await _service(snap, [_status(1, st.AVAILABLE), _status(2, st.ON_CALL), _status(3, st.PAUSED)])
     for i in range(3):
-        svc.on_ami("node1", _msg("QueueCallerJoin", Queue="sales", Uniqueid=f"u{i}", CallerIDNum=f"+7{i}", Position=str(i + 1),
-                                 ChanVariable="HOTLINE_CALL_ID=c{i}"))  # fmt: skip
+        join = _msg("QueueCallerJoin", Queue="sales", Uniqueid=f"u{i}", CallerIDNum=f"+7{i}", Position=str(i + 1),
+                    ChanVariable=f"HOTLINE_CALL_ID=c{i}")  # fmt: skip
+        svc.on_ami("node1", join)
         clock.now += 1
     tile = seen[-1].data
     assert tile["waiting"] == 3 and tile["alarm"] == "red" and tile["longest_wait_s"] == 2.0
-    assert dict(tile["agents"]) == {"available": 1, "ringing": 0, "on_call": 1, "wrap_up": 0, "paused": 1, "logged_in": 3}
+    agents = {"available": 1, "ringing": 0, "on_call": 1, "wrap_up": 0, "paused": 1, "logged_in": 3}
+    assert dict(tile["agents"]) == agents
     svc.on_ami("node1", _msg("AgentConnect", Queue="sales", Uniqueid="u0", HoldTime="15"))
     svc.on_ami("node1", _msg("QueueCallerAbandon", Queue="sales", Uniqueid="u1"))
     tile = seen[-1].data
@@ -113,3 +116,20 @@ def test_alarm_levels_and_zero_means_off() -> None:
     assert alarm_level(1, 10, th) == "ok"
     assert alarm_level(50, 10, th) == "amber"
     assert alarm_level(0, 100, th) == "red"
+
+
+async def test_a_burst_is_one_event_per_queue_carrying_the_oldest_change(snap: ConfigSnapshot) -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe(lambda e: seen.append(e) if e.name == "queue.stats" else None)
+    history: Any = History({})
+    svc = MonitorService(lambda: snap, lambda: [], history, bus, thresholds=dict, coalesce=0.05)
+    await svc.start()
+    flushed = asyncio.Event()
+    bus.subscribe(lambda e: flushed.set())
+    for i in range(5):
+        svc.on_ami("n", _msg("QueueCallerJoin", Queue="sales", Uniqueid=f"u{i}", Timestamp=f"1800000000.{i}00000"))
+    assert seen == []  # nothing yet: the burst is folded
+    await asyncio.wait_for(flushed.wait(), 2)
+    assert len(seen) == 1 and seen[0].data["waiting"] == 5
+    assert seen[0].data["source_ts"] == 1800000000.0  # latency counts from the oldest change in the burst
