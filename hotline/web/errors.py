@@ -53,8 +53,6 @@ def status_of(exc: HotlineError) -> tuple[int, str]:
         if isinstance(exc, cls):
             return status, code
     # a feature's own HotlineError subclass not listed above: the client asked for something that cannot be done
-    if type(exc).__name__ == "AuthenticationError":  # agents' PIN check (features/agents/service.py)
-        return 401, "not_authenticated"
     return 400, "bad_request"
 
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+from hotline import errors
 from hotline.db.repositories.agents import AgentStateRepository, Transition
 from hotline.domain import agent_state as st
 from hotline.domain.agent_state import AgentStatus, IllegalTransition
@@ -47,7 +48,7 @@ Pauser = Callable[[str, bool, str], Awaitable[None]]  # (interface, paused, reas
 Publisher = Callable[[str, dict[str, object]], object]
 
 
-class AuthenticationError(HotlineError):
+class AuthenticationError(errors.AuthenticationError):
     """Wrong agent number or PIN (deliberately not saying which)."""
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hotline.errors import AuthenticationError, NotFoundError, ValidationError
-from hotline.features.agents.service import AuthenticationError as AgentPinError
+from hotline.errors import NotFoundError, ValidationError
 from hotline.web.api import operations as rest
 from hotline.web.context import WebServices
 from hotline.web.rpc import Param, RpcContext
@@ -86,11 +85,8 @@ def _register_agents(reg: Catalogue, svc: WebServices) -> None:
         supervisor = p.has_scope("agents:control")
         if not supervisor and not pin:
             raise ValidationError("pin", "your PIN is needed to log in")
-        try:
-            status = await svc.agents.login(agent, pin or None, phone, actor=p.actor, check_pin=not supervisor)
-        except AgentPinError as exc:
-            # the agents service's own class does not derive from hotline.errors.AuthenticationError (yet)
-            raise AuthenticationError(str(exc)) from exc
+        # a wrong PIN raises the agents service's AuthenticationError: fault 401 through rpc.fault_for
+        status = await svc.agents.login(agent, pin or None, phone, actor=p.actor, check_pin=not supervisor)
         await audit(svc, ctx, "login", "agent", agent, after={"phone": phone})
         return wire(rest.agent_dict(svc, status))
 
