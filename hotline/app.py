@@ -457,6 +457,7 @@ class Hotline:
         await self.monitor.start()
         self.config.subscribe(self.monitor.on_snapshot)
         self._spawn(self.monitor.tick_loop(), "monitor-tick")
+        self._spawn(self.accounts.maintenance_loop(s.audit_retention_days), "accounts-maintenance")
         self._spawn(self.config.watch_loop(), "config-watch")
         self._spawn(self.agents.flush_loop(), "agents-flush")
         self._spawn(self.media.sync_loop(), "media-sync")

@@ -30,13 +30,13 @@ def test_user_round_trip_keeps_only_a_hash(accounts: AccountRepository) -> None:
 
 
 def test_validation_names_the_field(accounts: AccountRepository, config: ConfigRepository) -> None:
-    with pytest.raises(ValidationError, match="^password"):
+    with pytest.raises(ValidationError, match=r"^password"):
         accounts.add_user("bob", "short", role="admin")
-    with pytest.raises(ValidationError, match="^role"):
+    with pytest.raises(ValidationError, match=r"^role"):
         accounts.add_user("bob", "long enough pw", role="root")
-    with pytest.raises(ValidationError, match="^agent"):
+    with pytest.raises(ValidationError, match=r"^agent"):
         accounts.add_user("bob", "long enough pw", role="agent")
-    with pytest.raises(ValidationError, match="^agent.*'7001' does not exist"):
+    with pytest.raises(ValidationError, match=r"^agent.*'7001' does not exist"):
         accounts.add_user("bob", "long enough pw", role="agent", agent="7001")
     config.add_agent("7001", "Bob")
     bob = accounts.add_user("bob", "long enough pw", role="agent", agent="7001", language="ru")
@@ -85,7 +85,7 @@ def test_api_keys(accounts: AccountRepository) -> None:
     assert found is not None and found[1] == "f" * 64
     _, after = accounts.set_api_key_enabled("crm", False)
     assert not after.enabled
-    with pytest.raises(ValidationError, match="^scopes"):
+    with pytest.raises(ValidationError, match=r"^scopes"):
         accounts.add_api_key("bad", prefix="x", key_hash="0" * 64, scopes=["nope"], created_by="")
     accounts.delete_api_key("crm")
     with pytest.raises(NotFoundError):
@@ -99,9 +99,21 @@ def test_audit_log_is_filtered_and_newest_first(accounts: AccountRepository) -> 
                        resource_key=f"q{i}", before={"timeout": i}, after={"timeout": i + 1},
                        source_ip="127.0.0.1", interface="rest")  # fmt: skip
     accounts.audit(at=now, actor="key:k", actor_kind="api_key", action="create", resource="phones",
-                   resource_key="2001", before=None, after={"name": "2001"}, source_ip="", interface="xmlrpc")  # fmt: skip
+                   resource_key="2001", before=None, after={"name": "2001"}, source_ip="",
+                   interface="xmlrpc")  # fmt: skip
     entries, total = accounts.audit_entries(resource="queues")
     assert total == 3 and [e.resource_key for e in entries] == ["q2", "q1", "q0"]
     assert entries[0].before == {"timeout": 2} and entries[0].after == {"timeout": 3}
     only_key, n = accounts.audit_entries(actor="key:k")
     assert n == 1 and only_key[0].interface == "xmlrpc"
+
+
+def test_audit_retention_deletes_only_old_entries(accounts: AccountRepository) -> None:
+    now = datetime.now(UTC)
+    for age_days, key in ((400, "old"), (1, "new")):
+        accounts.audit(at=now - timedelta(days=age_days), actor="user:a", actor_kind="user", action="update",
+                       resource="queues", resource_key=key, before=None, after=None, source_ip="",
+                       interface="rest")  # fmt: skip
+    assert accounts.purge_audit(now - timedelta(days=365)) == 1
+    entries, total = accounts.audit_entries()
+    assert total == 1 and entries[0].resource_key == "new"

@@ -478,6 +478,11 @@ class AccountRepository:
                 )
             )
 
+    def purge_audit(self, before: datetime) -> int:
+        """Retention: delete audit entries older than `before`."""
+        with write_transaction(self._engine) as conn:
+            return conn.execute(sa.delete(t.audit_log).where(t.audit_log.c.at < _to_db(before))).rowcount
+
     def audit_entries(
         self,
         *,

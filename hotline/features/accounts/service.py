@@ -321,6 +321,19 @@ class AccountService:
         self._remember("k:" + key_hash, principal)
         return principal
 
+    # ------------------------------------------------------------------ housekeeping
+    async def maintenance_loop(self, audit_retention_days: int, interval: float = 3600.0) -> None:
+        """Hourly: delete expired sessions and audit entries past their retention (0 days = keep forever)."""
+        while True:
+            try:
+                now = datetime.now(UTC)
+                await asyncio.to_thread(self.repo.purge_sessions, now)
+                if audit_retention_days > 0:
+                    await asyncio.to_thread(self.repo.purge_audit, now - timedelta(days=audit_retention_days))
+            except Exception as exc:  # a database hiccup must not end housekeeping
+                log.warning("accounts housekeeping failed: %s", exc)
+            await asyncio.sleep(interval)
+
     # ------------------------------------------------------------------ audit
     async def audit(
         self,

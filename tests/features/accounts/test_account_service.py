@@ -117,6 +117,8 @@ async def test_basic_credentials_are_cached_after_one_check(service: AccountServ
 
 def test_parse_basic_and_masking() -> None:
     assert parse_basic("Basic YWxpY2U6cDpw") == ("alice", "p:p")
-    assert parse_basic("Basic !!!") is None and parse_basic("Bearer x") is None and parse_basic("Basic YWxpY2U=") is None
+    assert (
+        parse_basic("Basic !!!") is None and parse_basic("Bearer x") is None and parse_basic("Basic YWxpY2U=") is None
+    )
     masked = mask_secrets({"name": "2001", "password": "s3cret", "nested": [{"pin": "1234"}], "secret": ""})
     assert masked == {"name": "2001", "password": "***", "nested": [{"pin": "***"}], "secret": ""}

@@ -152,7 +152,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_web_sessions_expires_at"), "web_sessions", ["expires_at"], unique=False)
 
-
     op.create_table(
         "call_tags",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -171,7 +170,6 @@ def upgrade() -> None:
         mysql_collate="utf8mb4_bin",
         mysql_engine="InnoDB",
     )
-
 
     with op.batch_alter_table("queues") as batch:
         batch.add_column(sa.Column("alarm_waiting_amber", sa.Integer(), server_default=sa.text("3"), nullable=False))
