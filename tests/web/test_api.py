@@ -120,7 +120,8 @@ async def test_an_agent_sees_only_itself(api: tuple[WebHotline, httpx.AsyncClien
 
 async def test_openapi_document_lists_the_resources(api: tuple[WebHotline, httpx.AsyncClient]) -> None:
     _, client = api
-    doc = (await client.get("/openapi.json")).json()
+    assert (await client.get("/openapi.json")).status_code == 401
+    doc = (await client.get("/openapi.json", auth=("admin", ADMIN_PW))).json()
     paths = doc["paths"]
     for path in ("/api/v1/auth/login", "/api/v1/users", "/api/v1/calls/{call_id}", "/api/v1/queues/status",
                  "/api/v1/agents/{number}/pause", "/api/v1/calls/originate"):  # fmt: skip

@@ -6,16 +6,19 @@ field, e.g. ``{"error": {"code": "validation_error", "field": "body.timeout", "m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hotline.errors import HotlineError
 from hotline.web.api import accounts, operations
 from hotline.web.api.config import add_config_routes
+from hotline.web.api.deps import need
+from hotline.web.auth import Caller
 from hotline.web.context import WebServices
 from hotline.web.errors import error_body, hotline_error_handler, unexpected_error_handler
 
@@ -48,8 +51,8 @@ def build_api(services: WebServices, resource_names: list[str]) -> FastAPI:
         title="Hotline",
         version="1",
         summary="Call-center platform API: configuration, agents, calls, queues, statistics, recordings.",
-        openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,  # served below, behind authentication like everything else
+        docs_url=None,
         redoc_url=None,
     )
     api.state.services = services
@@ -60,4 +63,13 @@ def build_api(services: WebServices, resource_names: list[str]) -> FastAPI:
     api.include_router(accounts.router)
     api.include_router(operations.router)
     add_config_routes(api, resource_names)
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi_document(caller: Annotated[Caller, Depends(need())]) -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    @api.get("/api/docs", include_in_schema=False)
+    async def api_docs(caller: Annotated[Caller, Depends(need())]) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Hotline API")
+
     return api
