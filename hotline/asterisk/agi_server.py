@@ -11,13 +11,19 @@ Thin adapter: bytes go through the sans-I/O `AGIConnection` codec; a handler get
   dialplan decides (no HOTLINE_ACTION set means the fallback).  Malformed data closes the connection.
 - At most `max_sessions` sessions run at once; past that a connection is closed at once (the dialplan's
   fallback takes the call) rather than queued behind a backlog.
+
+Hot path (bench/FASTAGI_AMI.md): per session one task (the handler itself, no wrapper coroutine; a done
+callback does the bookkeeping), per command one future and no coroutine (`command()` writes the line
+and returns the future), and the usual reply segment is matched whole by `AGIConnection.receive_reply`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 
@@ -34,44 +40,59 @@ class AGIHangup(Exception):
 
 
 class AGISession:
-    __slots__ = ("_conn", "_expired", "_proto", "_sent_at", "_started", "_waiter", "env", "hungup")
+    """One call's AGI conversation, given to the handler.  One command at a time."""
 
-    def __init__(self, proto: _AGIProtocol, conn: AGIConnection, env: AGIEnvironment) -> None:
-        self._proto = proto
+    # No reference back to the protocol: nothing per session forms a reference cycle, so a finished
+    # session is freed at once by reference counting, not later by the cyclic garbage collector.
+    __slots__ = (
+        "_conn", "_expired", "_loop", "_sent_at", "_started", "_task", "_transport", "_waiter", "env", "hungup",
+    )  # fmt: skip
+
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, conn: AGIConnection, env: AGIEnvironment
+    ) -> None:
+        self._transport = transport
+        self._loop = loop
         self._conn = conn
         self.env = env
         self.hungup = False
         self._waiter: asyncio.Future[AGIReply] | None = None
+        self._task: asyncio.Future[None] | None = None  # the handler's task
         self._sent_at = 0.0
-        self._started = proto.loop.time()
+        self._started = loop.time()
         self._expired = False
 
-    async def command(self, command: str, *args: str) -> AGIReply:
-        transport = self._proto.transport
-        if transport is None or transport.is_closing():
+    def command(self, command: str, *args: str) -> Awaitable[AGIReply]:
+        """Send one command now and return an awaitable of Asterisk's final reply.
+
+        `await session.command(...)` reads as a coroutine call, but the line is written when
+        `command()` is called and what is awaited is a plain future: no coroutine per command.
+        Raises `AGIHangup` (connection closed) or `AGIProtocolError` (bad command) at once; the
+        awaitable fails with `AGIHangup` if the connection closes, `TimeoutError` after
+        `command_timeout`."""
+        transport = self._transport
+        if transport.is_closing():
             raise AGIHangup("connection closed")
         data = self._conn.send_command(command, *args)
-        waiter: asyncio.Future[AGIReply] = self._proto.loop.create_future()
+        loop = self._loop
+        waiter: asyncio.Future[AGIReply] = loop.create_future()
         self._waiter = waiter
         # No timer per command: the server's sweeper fails waiters older than command_timeout.
-        self._sent_at = self._proto.loop.time()
+        self._sent_at = loop.time()
         transport.write(data)
-        try:
-            return await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
-    async def set_variable(self, name: str, value: str) -> AGIReply:
-        return await self.command("SET VARIABLE", name, value)
+    def set_variable(self, name: str, value: str) -> Awaitable[AGIReply]:
+        return self.command("SET VARIABLE", name, value)
 
     async def get_variable(self, name: str) -> str | None:
         reply = await self.command("GET VARIABLE", name)
         return reply.data if reply.ok and reply.result == "1" else None
 
-    async def verbose(self, message: str, level: int = 1) -> AGIReply:
-        return await self.command("VERBOSE", message, str(level))
+    def verbose(self, message: str, level: int = 1) -> Awaitable[AGIReply]:
+        return self.command("VERBOSE", message, str(level))
 
-    # called by the protocol
+    # called by the protocol and the sweeper
     def _reply(self, reply: AGIReply) -> None:
         w = self._waiter
         if w is not None and not w.done():
@@ -89,13 +110,18 @@ class AGISession:
 
 
 class _AGIProtocol(asyncio.Protocol):
+    """One FastAGI connection: feeds the codec, starts the handler's task, closes when it ends."""
+
+    __slots__ = ("conn", "connected_at", "counted", "loop", "server", "session", "transport")
+
     def __init__(self, server: AGIServer, loop: asyncio.AbstractEventLoop) -> None:
         self.server = server
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.conn = AGIConnection()
         self.session: AGISession | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.counted = False  # holds one of max_sessions slots
+        self.connected_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a cast, not isinstance: uvloop's transports are not asyncio.Transport subclasses
@@ -107,27 +133,36 @@ class _AGIProtocol(asyncio.Protocol):
             transport.close()
             return
         srv.active += 1
-        self._counted = True
+        self.counted = True
         self.connected_at = self.loop.time()
         srv.waiting_env.add(self)  # until the environment arrives; the sweeper closes it if it never does
 
     def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is not None:
+            reply = self.conn.receive_reply(data)  # the usual segment: one "200 result=1" line
+            if reply is not None:
+                w = session._waiter
+                if w is not None and not w.done():
+                    w.set_result(reply)
+                return
+        conn = self.conn
         try:
-            self.conn.receive_data(data)
+            conn.receive_data(data)
             while True:
-                ev = self.conn.next_event()
+                ev = conn.next_event()
                 if ev is NEED_DATA:
                     return
                 if isinstance(ev, AGIReply):
                     if self.session is not None:
                         self.session._reply(ev)
-                    if not self.conn.buffered:
-                        return  # nothing more to read (the usual case): skip the NEED_DATA round
                 elif isinstance(ev, HangupNotice):
                     if self.session is not None:
                         self.session.hungup = True
                 elif isinstance(ev, AGIEnvironment):
                     self._start(ev)
+                if not conn.buffered:
+                    return  # nothing more to read (the usual case): skip the NEED_DATA round
         except AGIProtocolError as exc:
             self.server.protocol_errors += 1
             log.warning("AGI: closing connection from %s: %s", self._peer(), exc)
@@ -137,47 +172,69 @@ class _AGIProtocol(asyncio.Protocol):
         return self.transport.get_extra_info("peername") if self.transport else None
 
     def _start(self, env: AGIEnvironment) -> None:
-        self.server.waiting_env.discard(self)
-        handler = self.server.routes.get(env.script)
+        srv = self.server
+        srv.waiting_env.discard(self)
+        # env.script, inlined: the script path of agi://host/<script>?<query>
+        handler = srv.routes.get(env.variables.get("network_script", "").partition("?")[0])
         if handler is None:
             log.warning("AGI: unknown script %r requested by %s", env.script, env.channel)
             self._close()
             return
-        self.session = AGISession(self, self.conn, env)
-        self.server.sessions.add(self.session)
-        self.task = self.loop.create_task(self._run(handler, self.session))
-
-    async def _run(self, handler: Handler, session: AGISession) -> None:
+        assert self.transport is not None  # set by connection_made, before any data
+        session = self.session = AGISession(self.transport, self.loop, self.conn, env)
+        srv.sessions.add(session)
         try:
-            await handler(session)
-        except asyncio.CancelledError:
+            handling = handler(session)
+            # No wrapper coroutine around the handler (it would add a frame to every resume): the
+            # task's done callback does the bookkeeping.
+            task = session._task = (
+                self.loop.create_task(handling)
+                if isinstance(handling, types.CoroutineType)
+                else asyncio.ensure_future(handling)
+            )
+        except Exception:
+            srv.handler_errors += 1
+            log.exception("AGI: handler failed for %s", env.channel)
+            self._end(session)
+            return
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        session = self.session
+        assert session is not None
+        self._end(session)
+        if task.cancelled():
             if session._expired:
                 log.warning("AGI: handler for %s ran over session_timeout", session.env.channel)
-            else:
-                raise
-        except AGIHangup:
-            pass
-        except TimeoutError:
+            return
+        exc = task.exception()
+        if exc is None or isinstance(exc, AGIHangup):
+            return
+        if isinstance(exc, TimeoutError):
             log.warning("AGI: handler for %s timed out", session.env.channel)
-        except Exception:
-            self.server.handler_errors += 1
-            log.exception("AGI: handler failed for %s", session.env.channel)
-        finally:
-            self.server.sessions.discard(session)
-            self.server.sessions_done += 1
-            self._close()
+            return
+        self.server.handler_errors += 1
+        log.error("AGI: handler failed for %s", session.env.channel, exc_info=exc)
+
+    def _end(self, session: AGISession) -> None:
+        self.server.sessions.discard(session)
+        self.server.sessions_done += 1
+        self._close()
 
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.waiting_env.discard(self)
-        if getattr(self, "_counted", False):
-            self.server.active -= 1
-            self._counted = False
-        if self.session is not None:
-            self.session._lost()
+        srv = self.server
+        if self.counted:
+            srv.active -= 1
+            self.counted = False
+        session = self.session
+        if session is None:
+            srv.waiting_env.discard(self)
+        else:
+            session._lost()
 
 
 class AGIServer:
@@ -220,14 +277,14 @@ class AGIServer:
                 session._expire_if_older(now - self.command_timeout)
                 if now - session._started > self.session_timeout and not session._expired:
                     session._expired = True
-                    task = session._proto.task
+                    task = session._task
                     if task is not None:
                         task.cancel()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _AGIProtocol(self, loop), host, port, reuse_address=True, backlog=1024
+            functools.partial(_AGIProtocol, self, loop), host, port, reuse_address=True, backlog=1024
         )
         self._sweeper = loop.create_task(self._sweep(), name="agi-sweeper")
         log.info("FastAGI listening on %s:%d", host, port)
@@ -245,7 +302,7 @@ class AGIServer:
             self._sweeper = None
         if self._server is not None:
             self._server.close()
-            tasks = [s._proto.task for s in self.sessions if s._proto.task is not None]
+            tasks = [s._task for s in self.sessions if s._task is not None]
             for task in tasks:  # running handlers must not write to the journal after its last flush
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -209,16 +209,31 @@ _COMMAND = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 
 
+_UNSAFE_ARGS = re.compile(r"[\r\n\x00\\]")
+
+
 @functools.lru_cache(maxsize=256)
-def _command_ok(command: str) -> bool:
-    """Command names are few and repeat on every call: validate each once."""
-    return _COMMAND.fullmatch(command) is not None
+def _command_words(command: str) -> int:
+    """Words in a valid command name, 0 for an invalid one.  Names are few and repeat on every call:
+    each is validated once."""
+    return command.count(" ") + 1 if _COMMAND.fullmatch(command) is not None else 0
 
 
 _ENDPOS = re.compile(r"endpos=(-?\d+)(?= |\Z)")
 # "(data) endpos=N": the data runs to the last ") endpos=N" that ends the line, or that is followed by
 # SPEECH RECOGNIZE's " results=..." (res_agi.c handle_speechrecognize).
 _DATA_ENDPOS = re.compile(r"(.*)\) endpos=(-?\d+)(?: results=.*)?\Z", re.DOTALL)
+
+
+# The replies to nearly every command (SET VARIABLE, an unset GET VARIABLE, ANSWER...), parsed once:
+# `AGIConnection.receive_reply` returns these shared frozen objects for a matching segment.
+_COMMON_REPLIES: Final[Mapping[bytes, AGIReply]] = MappingProxyType(
+    {
+        f"200 result={result}{end}".encode(): AGIReply(200, result, None, None, f"200 result={result}")
+        for result in ("-1", "0", "1")
+        for end in ("\n", "\r\n")
+    }
+)
 
 
 def parse_reply_line(line: str) -> AGIReply:
@@ -352,13 +367,38 @@ class AGIConnection:
         Asterisk's parse_args splits on spaces and tabs, groups `"..."` and lets `\\` escape the next
         character, so wrapping each argument in quotes and escaping `"` and `\\` is always safe.
         """
+        # Fast path, the usual case: a valid command name (validated once, then cached) and arguments that
+        # need no escaping, checked with a few C calls over the joined arguments.  Anything else, every
+        # error included, takes `_encode_checked`, which finds the precise reason.
+        if (
+            self.state is AGIState.IDLE
+            and command.__class__ is str
+            and 0 < _command_words(command) <= MAX_WORDS - len(args)
+        ):
+            try:
+                joined = '" "'.join(args)
+                line = (f'{command} "{joined}"\n' if args else f"{command}\n").encode()
+            except (TypeError, UnicodeEncodeError):
+                pass  # an argument that is not a str, or not encodable
+            else:
+                # res_agi reads a command with fgets() into a buffer of AGI_BUF_LEN bytes (8192 since
+                # 22.6, 2048 before): the line and its newline must fit with the terminating NUL.
+                if len(line) < self._max_line and (
+                    not args or (_UNSAFE_ARGS.search(joined) is None and joined.count('"') == 2 * len(args) - 2)
+                ):
+                    self.state = AGIState.AWAIT_REPLY  # the table's (IDLE, COMMAND) transition
+                    return line
+        return self._encode_checked(command, args)
+
+    def _encode_checked(self, command: str, args: tuple[str, ...]) -> bytes:
+        """`send_command` step by step, raising `AGIProtocolError` with the precise reason."""
         if self._error is not None:
             raise AGIProtocolError(f"AGI connection unusable after an earlier error: {self._error}")
         if self.state is AGIState.ENV:
             raise AGIProtocolError("AGI: cannot send a command before the environment was received")
         if self.state is AGIState.AWAIT_REPLY:
             raise AGIProtocolError("AGI: a reply is still awaited; send one command at a time")
-        if not isinstance(command, str) or not _command_ok(command):
+        if not isinstance(command, str) or not _command_words(command):
             raise AGIProtocolError(f"invalid AGI command {command!r} (words of letters separated by spaces)")
         if command.count(" ") + 1 + len(args) > MAX_WORDS:
             raise AGIProtocolError(f"AGI command {command!r} has more than {MAX_WORDS} words")
@@ -382,6 +422,18 @@ class AGIConnection:
             raise AGIProtocolError(f"AGI {command}: command line of {len(line)} bytes exceeds {self._max_line - 1}")
         self._transition(_Input.COMMAND)
         return line
+
+    def receive_reply(self, data: bytes) -> AGIReply | None:
+        """Fast path for the usual read: while a command is pending and nothing is buffered, a segment
+        that is exactly one common final reply line (`200 result=1`, `200 result=0`, `200 result=-1`) is
+        consumed and its reply returned, as `receive_data(data)` + `next_event()` would return it.
+        Anything else returns None and consumes nothing: then use `receive_data` and `next_event`."""
+        if self.state is AGIState.AWAIT_REPLY and not self._buf and self._usage is None and not self._eof:
+            reply = _COMMON_REPLIES.get(data) if data.__class__ is bytes else None
+            if reply is not None:
+                self.state = AGIState.IDLE  # the table's (AWAIT_REPLY, REPLY) transition
+                return reply
+        return None
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -470,12 +522,13 @@ class AGIConnection:
         else:
             start = self._scanned
             lf = buf.find(b"\n\n", start)
-            crlf = buf.find(b"\n\r\n", start)
+            # the block ends at the first terminator: a "\n\r\n" only counts if it starts before lf
+            crlf = buf.find(b"\n\r\n", start, lf + 2 if lf >= 0 else len(buf))
             if lf < 0 and crlf < 0:
                 self._check_partial_environment()
                 return None
-            end = lf + 2 if crlf < 0 or (0 <= lf < crlf) else crlf + 3
-        block = bytes(buf[:end])
+            end = lf + 2 if crlf < 0 else crlf + 3
+        block = buf[:end]
         del buf[:end]
         self._scanned = self._counted = self._env_lines = 0
         if end > self._max_line and max(map(len, block.split(b"\n"))) > self._max_line:
