@@ -221,6 +221,7 @@ class Hotline:
             self.metrics.timed_agi_routes(self.routing.routes()),
             command_timeout=settings.agi_command_timeout,
             max_sessions=settings.agi_max_sessions,
+            allowed=settings.agi_allowed_addresses,
         )
         self.realtime_asgi = RealtimeASGI(
             self.realtime,

@@ -67,6 +67,9 @@ class Settings:
         5, "Seconds the dialplan lets a call stay in Hotline's AGI before it takes the fallback itself."
     )
     agi_max_sessions: int = _s(2000, "Concurrent FastAGI sessions accepted before new ones are refused.")
+    agi_allowed_addresses: tuple[str, ...] = _s(
+        ("127.0.0.0/8", "::1/128"), "Networks the nodes connect to FastAGI from; other connections are closed at once."
+    )
     fallback_dial: str = _s(
         "",
         "Dial() target used when Hotline cannot decide (down, slow, error); empty = play a message "
@@ -365,6 +368,14 @@ def load_settings(
         )
     if settings.public_url and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", settings.public_url):
         raise ConfigError(f"setting public_url: must be an http:// or https:// address (got {settings.public_url!r})")
+    import ipaddress
+
+    for name in ("realtime_allowed_addresses", "agi_allowed_addresses", "carrier_addresses"):
+        for net in getattr(settings, name):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"setting {name}: {net!r} is not an address or network like 10.0.0.0/24") from None
     if settings.lookup_timeout >= settings.agi_decision_timeout:
         raise ConfigError("setting lookup_timeout: must be below agi_decision_timeout (the call must still be routed)")
     codes = {n: getattr(settings, n) for n in ("agent_login_code", "agent_logoff_code", "agent_pause_code",

@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import types
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import cast
 
 from hotline.errors import AGIProtocolError
@@ -127,6 +128,12 @@ class _AGIProtocol(asyncio.Protocol):
         # a cast, not isinstance: uvloop's transports are not asyncio.Transport subclasses
         self.transport = cast(asyncio.Transport, transport)
         srv = self.server
+        if not srv.address_allowed(transport.get_extra_info("peername")):
+            srv.not_allowed += 1
+            log.warning("AGI: connection from %s refused: not a node's address (setting agi_allowed_addresses)",
+                        transport.get_extra_info("peername"))  # fmt: skip
+            transport.close()
+            return
         if srv.active >= srv.max_sessions:
             srv.refused += 1
             log.warning("AGI: %d sessions running, refusing a new one", srv.active)
@@ -245,8 +252,14 @@ class AGIServer:
         command_timeout: float = 10.0,
         session_timeout: float = 3600.0,
         max_sessions: int = 2000,
+        allowed: Iterable[str] = ("127.0.0.0/8", "::1/128"),
     ) -> None:
+        """`allowed`: the networks the Asterisk nodes connect from; a connection from anywhere else is
+        closed before a byte is read (FastAGI has no authentication of its own)."""
         self.routes = dict(routes)
+        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed)
+        self._allowed_cache: dict[str, bool] = {}
+        self.not_allowed = 0
         self.command_timeout = command_timeout
         self.session_timeout = session_timeout
         self.max_sessions = max_sessions
@@ -259,6 +272,21 @@ class AGIServer:
         self.waiting_env: set[_AGIProtocol] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    def address_allowed(self, peer: object) -> bool:
+        host = peer[0] if isinstance(peer, tuple) and peer else None
+        if not isinstance(host, str):
+            return False
+        known = self._allowed_cache.get(host)
+        if known is None:
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            known = any(addr in n for n in self.allowed)
+            if len(self._allowed_cache) < 10_000:
+                self._allowed_cache[host] = known
+        return known
 
     async def _sweep(self) -> None:
         """Once per tick, fail commands waiting longer than command_timeout and cancel sessions

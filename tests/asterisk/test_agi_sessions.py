@@ -239,3 +239,22 @@ def test_finished_sessions_are_freed_without_the_cycle_collector() -> None:
         gc.garbage.clear()
         gc.enable()
     assert server.sessions_done == 10 and leftovers == set()
+
+
+async def test_a_connection_from_outside_the_allowed_networks_is_closed_unread() -> None:
+    async def handler(session: Any) -> None:  # pragma: no cover - must never run
+        raise AssertionError("a refused connection reached a handler")
+
+    server = AGIServer({"inbound": handler}, allowed=["10.9.8.0/24"])
+    await server.start("127.0.0.1", 0)
+    try:
+        port = server.port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"agi_network: yes\nagi_network_script: inbound\n\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server, nothing answered
+        writer.close()
+        assert server.not_allowed == 1 and server.active == 0
+    finally:
+        await server.stop()
+    assert AGIServer({}, allowed=["127.0.0.0/8"]).address_allowed(("127.0.0.5", 1234))
+    assert not AGIServer({}, allowed=["127.0.0.0/8"]).address_allowed(("192.0.2.1", 1234))
