@@ -16,6 +16,8 @@ Facts this relies on (see ../shared/design/asterisk-reference.md):
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hotline.settings import Settings
@@ -99,6 +101,39 @@ MODULES = (
 # The node-side caches of realtime objects, by their sorcery names (section/type), and their safety lifetime.
 SORCERY_CACHES = ("res_pjsip/auth",)
 CACHE_LIFETIME_S = 600
+
+#: AMI events the node never generates (manager.conf `disabledevents`, global: Hotline is the node's only AMI
+#: user). Asterisk checks this list before it formats an event (main/manager.c), so a disabled event costs
+#: the node nothing, unlike a per-user `eventfilter`, which is applied after formatting. Hotline's listeners
+#: (journal, agents, recordings, screen pop) and the call tracker read Newchannel, DialBegin/DialEnd,
+#: BridgeEnter/BridgeLeave, HangupRequest/SoftHangupRequest, Hangup, the queue caller and agent events,
+#: MusicOnHold*, MixMonitor*, UserEvent and the transfer events: all of those stay. A queue call sends
+#: ~16 events instead of ~28 (bench/CALLS.md).
+DISABLED_EVENTS = (
+    # channel variables and dialplan steps: far too many, never read
+    "Newexten",
+    "VarSet",
+    # Debian's build emits one per digest authentication (test framework)
+    "TestEvent",
+    # snapshot updates: the facts they carry come with DialEnd, AgentConnect, BridgeEnter and Hangup
+    "Newstate",
+    "NewConnectedLine",
+    "NewCallerid",
+    "DialState",
+    # BridgeEnter/BridgeLeave name the bridge; its creation and destruction add nothing
+    "BridgeCreate",
+    "BridgeDestroy",
+    # housekeeping the journal skips (journal/service.py `_SKIP`); registrations come over realtime
+    "QueueMemberStatus",
+    "DeviceStateChange",
+    "ContactStatus",
+    "PeerStatus",
+    "ChallengeSent",
+    "SuccessfulAuth",
+    # one per channel every rtcpinterval while media flows
+    "RTCPSent",
+    "RTCPReceived",
+)
 
 REALTIME_FAMILIES = ("ps_endpoints", "ps_auths", "ps_aors", "ps_contacts", "queues", "queue_members", "musiconhold")
 
@@ -232,7 +267,8 @@ timestampevents = yes
 displayconnects = no
 channelvars = HOTLINE_CALL_ID
 ; CDR/CEL are off; the journal builds call records from channel and queue events.
-disabledevents = Newexten,VarSet,TestEvent
+; Events nothing in Hotline reads are not even formatted (see DISABLED_EVENTS).
+disabledevents = {",".join(DISABLED_EVENTS)}
 
 [{settings.ami_username}]
 secret = {settings.ami_secret}
@@ -335,6 +371,30 @@ log-caller-id-name = yes
 """
 
 
+#: The channel variable that carries a routing decision's variables from the FastAGI router to the
+#: dialplan, as the arguments of one MSet() (`mset_arguments`): one AGI round trip instead of one
+#: `SET VARIABLE` per variable (bench/CALLS.md). The dialplan applies it once HOTLINE_ACTION is set.
+DECISION_VARS = "HOTLINE_VARS"
+
+# What Asterisk's argument parser (main/app.c __ast_app_separate_args, used by MSet) treats specially:
+# `,` separates, `"` quotes, `\` escapes, and a `,` inside (), [] does not separate. Each gets a `\`.
+_MSET_SPECIAL = re.compile(r'([\\,"()\[\]])')
+_MSET_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]*(\([a-z-]+\))?")
+
+
+def mset_arguments(pairs: Iterable[tuple[str, str]]) -> str:
+    """`NAME=value,...` for MSet(), ending with `HOTLINE_VARS=` so the variable is cleared once applied
+    (a later hop of the call then starts clean). Values are escaped: MSet splits the pairs on commas
+    with the quote and backslash rules of dialplan arguments, then each pair at its first `=` (the value
+    is taken verbatim from there). Names are Hotline's own: a variable or a function like CALLERID(name)."""
+    out = []
+    for name, value in (*pairs, (DECISION_VARS, "")):
+        if not _MSET_NAME.fullmatch(name):
+            raise ValueError(f"not a channel variable or function name: {name!r}")
+        out.append(name + "=" + _MSET_SPECIAL.sub(r"\\\1", value))
+    return ",".join(out)
+
+
 # Numbers routed through Hotline: two characters or more, and single characters that are not the names
 # of Asterisk's special extensions (s, h, i, t, T, e, a, o are letters, so single letters are left out).
 ROUTED_PATTERNS = ("_[+0-9a-zA-Z*#].", "_[+0-9*#]")
@@ -351,6 +411,7 @@ def _routed_chain(script: str, settings: Settings, node: NodeSpec, agi: str, *, 
         f"AGI({agi}/{script}?node={node.name},${{HOTLINE_CALL_ID}})",
         "Set(TIMEOUT(absolute)=0)",
         'GotoIf($["${HOTLINE_ACTION}" = ""]?hotline-fallback,s,1)',
+        f"MSet(${{{DECISION_VARS}}})",
         "Goto(hotline-do-${HOTLINE_ACTION},s,1)",
     ]
     out = []
@@ -372,11 +433,12 @@ def _hop(
         f" same => n,Set(TIMEOUT(absolute)={settings.agi_watchdog})",
         f" same => n,AGI({agi}/{script}?node={node.name},{args})",
         " same => n,Set(TIMEOUT(absolute)=0)",
+        ' same => n,GotoIf($["${HOTLINE_ACTION}" = ""]?hotline-fallback,s,1)',
+        f" same => n,MSet(${{{DECISION_VARS}}})",
     ]
     if retry:
         lines.append(f' same => n,GotoIf($["${{HOTLINE_ACTION}}" = "ivr-retry"]?{retry})')
     lines += [
-        ' same => n,GotoIf($["${HOTLINE_ACTION}" = ""]?hotline-fallback,s,1)',
         " same => n,Goto(hotline-do-${HOTLINE_ACTION},s,1)",
         *after,
         "exten => T,1,Set(TIMEOUT(absolute)=0)",

@@ -37,9 +37,23 @@ def test_demo_runs_a_call_center_and_stops_it(tmp_path: Path) -> None:
             if "Ctrl-C stops everything" in line:
                 break
         out = "".join(lines)
-        assert f"http://127.0.0.1:{http_port}/health" in out, out
+        assert f"web:        http://127.0.0.1:{http_port}/ " in out, out
         creds = dict(re.findall(r"phone (\d+): user \d+ password (\S+)", out))
         assert set(creds) == {"2001", "2002", "2003"}
+        users = dict(re.findall(r"web user (\w+) \(\w+\): (\S+)", out))
+        assert set(users) == {"admin", "super", "alice", "boris"}, out
+        # the printed web credentials sign in, and the home page sends the admin to the administration
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/api/v1/auth/login",
+            data=json.dumps({"username": "admin", "password": users["admin"]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(login, timeout=5) as r:
+            cookie = r.headers["Set-Cookie"].split(";", 1)[0]
+            assert json.loads(r.read())["user"]["role"] == "admin"
+        home = urllib.request.Request(f"http://127.0.0.1:{http_port}/admin", headers={"Cookie": cookie})
+        with urllib.request.urlopen(home, timeout=5) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
 
         def health() -> dict[str, object]:
             with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=2) as r:

@@ -7,7 +7,9 @@ Scripts (the path of `agi://host:port/<script>` in the rendered dialplan, config
      open the call in the journal, which links the caller's channel to the id;
   2. decide, bounded by `decision_timeout`; any failure (timeout, error) is journaled as RouteFailed and
      the handler returns without setting HOTLINE_ACTION, so the dialplan runs the fallback;
-  3. set the decision's variables, HOTLINE_ACTION last (the dialplan branches on it).
+  3. set the decision's variables, all in one HOTLINE_VARS that the dialplan applies with MSet()
+     (config_render.mset_arguments), then HOTLINE_ACTION (the dialplan branches on it): a new call
+     costs three AGI commands whatever the decision.
   A call that already has a call id (it came from another node or back through a transfer) keeps it.
 - `ivr` (args: call id, menu, digit, attempt) and `overflow` (args: call id, queue, QUEUESTATUS) are later
   hops of a call that has its id: they only decide.
@@ -23,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from hotline.asterisk.agi_server import AGISession
+from hotline.asterisk.config_render import DECISION_VARS, mset_arguments
 from hotline.domain.calls import pjsip_endpoint
 from hotline.errors import ConflictError, HotlineError, NotFoundError
 from hotline.features.agents.service import AgentService, AuthenticationError
@@ -173,8 +176,9 @@ class RoutingHandlers:
             )
             await session.set_variable("HOTLINE_FALLBACK_REASON", f"hotline-{reason}")
             return
-        for name, value in (*decision.variables, *extra.items()):
-            await session.set_variable(name, value)
+        # Two round trips whatever the decision: its variables in one (the dialplan applies them with
+        # MSet once HOTLINE_ACTION is set), then the action the dialplan branches on.
+        await session.set_variable(DECISION_VARS, mset_arguments((*decision.variables, *extra.items())))
         await session.set_variable("HOTLINE_ACTION", decision.action)
         if decision.action == "dial" and decision.call_type not in ("", "internal", "emergency", "help"):
             agent = self._context(node).snap.agent_by_number.get(decision.agent)
