@@ -410,7 +410,12 @@ def test_uploaded_music_on_hold_and_queue_overflow(lab: Lab) -> None:
     rec = _call_of(lab, caller)
     moh = wait_for(lambda: _events(lab, rec.call_id, "MusicOnHoldStart"), 5, "the music-on-hold event")
     assert moh[0].data.get("Class") == "calm"
-    summaries = wait_for(lambda: (r := _routed(lab, rec.call_id)) if len(r) >= 2 else None, 5, "both routing steps")
+
+    def both_steps() -> list[str] | None:
+        summaries = _routed(lab, rec.call_id)
+        return summaries if len(summaries) >= 2 else None
+
+    summaries = wait_for(both_steps, 5, "both routing steps")
     assert summaries[0] == "DID 5304 -> queue cc-hold"
     assert summaries[1].startswith("queue cc-hold TIMEOUT -> overflow hang up")
     assert rec.queue_wait_s is not None and 2.5 <= rec.queue_wait_s <= 6
