@@ -82,11 +82,7 @@ def _iso(v: datetime | None) -> str | None:
 
 
 def call_dict(r: CallRecord) -> dict[str, Any]:
-    d = dataclasses.asdict(r)
-    for k, v in d.items():
-        if isinstance(v, datetime):
-            d[k] = v.isoformat()
-    return d
+    return plain(r)
 
 
 def event_dict(e: JournalEvent) -> dict[str, Any]:
@@ -355,6 +351,21 @@ async def call_tag(
     return {"call_id": call_id, "tags": await asyncio.to_thread(svc.history.tags, call_id)}
 
 
+def _acting_agent(p: Principal, named: str | None) -> str | None:
+    """Whose party a call action moves: the named agent (a supervisor; None lets the service find it), or
+    the agent user itself."""
+    if p.has_scope("calls:control"):
+        return named
+    if p.agent_number is None:
+        raise PermissionDeniedError(f"{p.actor} is not an agent")
+    return p.agent_number
+
+
+def plain(x: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-able dict (datetimes as ISO 8601)."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dataclasses.asdict(x).items()}
+
+
 def _result(r: Any) -> dict[str, Any]:
     return {"call_id": r.call_id, "node": r.node, "summary": r.summary, "channels": list(r.channels)}
 
@@ -388,9 +399,7 @@ async def transfer(
     caller: Annotated[Caller, Depends(need(any_of=("calls:control", "self")))],
 ) -> dict[str, Any]:
     p = caller.principal
-    agent = body.agent if p.has_scope("calls:control") else p.agent_number
-    if agent is None and not p.has_scope("calls:control"):
-        raise PermissionDeniedError(f"{p.actor} is not an agent")
+    agent = _acting_agent(p, body.agent)
     if body.attended:
         result = await svc.calls.attended_transfer(call_id, body.target, actor=p.actor, agent=agent)
     else:
@@ -407,9 +416,7 @@ async def hold(
     caller: Annotated[Caller, Depends(need(any_of=("calls:control", "self")))],
 ) -> dict[str, Any]:
     p = caller.principal
-    agent = body.agent if p.has_scope("calls:control") else p.agent_number
-    if agent is None and not p.has_scope("calls:control"):
-        raise PermissionDeniedError(f"{p.actor} is not an agent")
+    agent = _acting_agent(p, body.agent)
     if body.hold:
         result = await svc.calls.hold(call_id, actor=p.actor, agent=agent)
     else:
@@ -499,11 +506,8 @@ async def stats_today(svc: Services, caller: Annotated[Caller, Depends(need("sta
 
 # ------------------------------------------------------------------ recordings
 def _recording(r: Any) -> dict[str, Any]:
-    d = dataclasses.asdict(r)
-    for k, v in d.items():
-        if isinstance(v, datetime):
-            d[k] = v.isoformat()
-    d.pop("source", None)
+    d = plain(r)
+    d.pop("source", None)  # a path on the node: nothing a client can use
     return d
 
 
@@ -555,14 +559,10 @@ async def media_list(svc: Services, caller: Annotated[Caller, Depends(need("conf
     classes = await svc.media.list_moh_classes()
     files = await svc.media.list_moh_files()
 
-    def d(x: Any) -> dict[str, Any]:
-        out = dataclasses.asdict(x)
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in out.items()}
-
     return {
-        "prompts": [d(p) for p in prompts],
-        "moh_classes": [d(c) for c in classes],
-        "moh_files": [d(f) for f in files],
+        "prompts": [plain(p) for p in prompts],
+        "moh_classes": [plain(c) for c in classes],
+        "moh_files": [plain(f) for f in files],
     }
 
 
@@ -577,7 +577,7 @@ async def media_prompt(
     data = await _read_upload(svc, file)
     f = await svc.media.add_prompt(name, data, file.filename or "", replace=replace)
     await audit(svc, caller, "upload", "prompt", name, after={"file": file.filename, "size": len(data)})
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dataclasses.asdict(f).items()}
+    return plain(f)
 
 
 @router.post("/media/moh/{moh_class}/{name}", tags=["media"], status_code=201, summary="Upload a music-on-hold file")
@@ -587,7 +587,7 @@ async def media_moh(
     data = await _read_upload(svc, file)
     f = await svc.media.add_moh_file(moh_class, name, data, file.filename or "")
     await audit(svc, caller, "upload", "moh", f"{moh_class}/{name}", after={"file": file.filename, "size": len(data)})
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dataclasses.asdict(f).items()}
+    return plain(f)
 
 
 async def _read_upload(svc: WebServices, file: UploadFile) -> bytes:
@@ -610,9 +610,7 @@ async def webhook_deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     rows = await svc.webhooks.deliveries(webhook_id, state=state, limit=limit)
-    items = [
-        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dataclasses.asdict(r).items()} for r in rows
-    ]
+    items = [plain(r) for r in rows]
     return {"items": items, "total": len(items)}
 
 
