@@ -19,6 +19,7 @@ calls waiting now (a caller whose Leave was lost is dropped after `stale_after` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class MonitorService:
         thresholds: Callable[[], dict[str, Thresholds]],
         clock: Callable[[], float] = time.time,
         stale_after: float = 4 * 3600,
-        coalesce: float = 0.05,
+        min_interval: float = 0.15,
     ) -> None:
         self._snapshot = snapshot
         self._statuses = statuses
@@ -124,9 +125,10 @@ class MonitorService:
         self._queues: dict[str, QueueLive] = {}
         self._day = ""
         self._levels: dict[str, str] = {}
-        self._coalesce = coalesce
+        self._min_interval = min_interval
         self._dirty: set[str] = set()
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._last_flush = float("-inf")  # loop time of the last publication
         self.published = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -318,16 +320,24 @@ class MonitorService:
         return sorted(out, key=lambda c: (c["queue"], -float(c["wait_s"])))
 
     def _publish(self, queue: str) -> None:
-        """Mark the tile changed; changes within `coalesce` seconds go out as one event per queue (a burst of
-        agent events, a ringall queue ringing 40 phones, costs one tile computation, not 40)."""
+        """Mark the tile changed.  Publications are throttled, not delayed: after a quiet moment a change goes
+        out at the end of the current loop pass (with whatever else that AMI read brought); while changes keep
+        coming, the dirty tiles go out together at most once every `min_interval` seconds, one event per
+        queue.  A burst (a ringall queue ringing 40 phones) costs one tile computation, not 40, and every
+        screen redraws at most 1 / min_interval times a second: a wallboard's cost is its frames (about 2 ms of
+        browser CPU each, bench/WEB.md), and nobody reads a tile faster than that."""
         self._dirty.add(queue)
-        if self._coalesce <= 0:
+        if self._min_interval <= 0:
             self._flush()
         elif self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(self._coalesce, self._flush)
+            loop = asyncio.get_running_loop()
+            delay = self._last_flush + self._min_interval - loop.time()
+            self._flush_handle = loop.call_soon(self._flush) if delay <= 0 else loop.call_later(delay, self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
+        with contextlib.suppress(RuntimeError):  # no running loop: called directly (min_interval 0, tests)
+            self._last_flush = asyncio.get_running_loop().time()
         dirty, self._dirty = self._dirty, set()
         agents = self._agents_by_queue()
         for queue in sorted(dirty):

@@ -58,7 +58,7 @@ async def _service(snap: ConfigSnapshot, statuses: list[AgentStatus], days: dict
     clock = Clock()
     history: Any = History(days or {})
     svc = MonitorService(lambda: snap, lambda: statuses, history, bus,
-                         thresholds=lambda: {"sales": Thresholds(2, 3, 30, 60)}, clock=clock, coalesce=0)  # fmt: skip
+                         thresholds=lambda: {"sales": Thresholds(2, 3, 30, 60)}, clock=clock, min_interval=0)  # fmt: skip
     await svc.start()
     return svc, seen, clock
 
@@ -123,7 +123,7 @@ async def test_a_burst_is_one_event_per_queue_carrying_the_oldest_change(snap: C
     seen: list[Event] = []
     bus.subscribe(lambda e: seen.append(e) if e.name == "queue.stats" else None)
     history: Any = History({})
-    svc = MonitorService(lambda: snap, lambda: [], history, bus, thresholds=dict, coalesce=0.05)
+    svc = MonitorService(lambda: snap, lambda: [], history, bus, thresholds=dict, min_interval=0.05)
     await svc.start()
     flushed = asyncio.Event()
     bus.subscribe(lambda e: flushed.set())
@@ -133,3 +133,31 @@ async def test_a_burst_is_one_event_per_queue_carrying_the_oldest_change(snap: C
     await asyncio.wait_for(flushed.wait(), 2)
     assert len(seen) == 1 and seen[0].data["waiting"] == 5
     assert seen[0].data["source_ts"] == 1800000000.0  # latency counts from the oldest change in the burst
+
+
+async def test_publications_are_throttled_not_delayed(snap: ConfigSnapshot) -> None:
+    """After a quiet moment a change goes out at once (same loop pass); while changes keep coming, at most
+    one publication per min_interval: a screen redraws at a bounded rate, however busy the queue."""
+    bus = EventBus()
+    published: list[tuple[float, int]] = []
+    loop = asyncio.get_running_loop()
+    got = asyncio.Queue[None]()
+
+    def on(e: Event) -> None:
+        if e.name == "queue.stats":
+            published.append((loop.time(), int(e.data["waiting"])))
+            got.put_nowait(None)
+
+    bus.subscribe(on)
+    history: Any = History({})
+    svc = MonitorService(lambda: snap, lambda: [], history, bus, thresholds=dict, min_interval=0.3)
+    await svc.start()
+    t0 = loop.time()
+    svc.on_ami("n", _msg("QueueCallerJoin", Queue="sales", Uniqueid="u1"))
+    await asyncio.wait_for(got.get(), 2)
+    assert published[0][0] - t0 < 0.1  # quiet before: not held back by the interval
+    svc.on_ami("n", _msg("QueueCallerJoin", Queue="sales", Uniqueid="u2"))
+    svc.on_ami("n", _msg("QueueCallerJoin", Queue="sales", Uniqueid="u3"))
+    await asyncio.wait_for(got.get(), 2)
+    assert len(published) == 2 and published[1][1] == 3  # both changes folded into one publication
+    assert published[1][0] - published[0][0] >= 0.3 - 0.01  # not before the interval had passed
