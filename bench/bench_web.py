@@ -322,8 +322,9 @@ class Bench:
                     page = await ctx.new_page()
                     await page.goto(self.base + "/agent")
                     agent_pages.append(page)
+                is_open = "() => document.documentElement.dataset.stream === 'open'"  # a function: the CSP forbids eval
                 for page in boards:
-                    await page.wait_for_function("() => document.documentElement.dataset.stream === 'open'", timeout=30000)
+                    await page.wait_for_function(is_open, timeout=30000)
                 stop = asyncio.Event()
                 polls: list[tuple[float, float]] = []
                 changes: set[tuple[str, float]] = set()

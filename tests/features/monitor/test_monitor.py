@@ -57,8 +57,9 @@ async def _service(snap: ConfigSnapshot, statuses: list[AgentStatus], days: dict
     bus.subscribe(lambda e: seen.append(e) if e.name == "queue.stats" else None)
     clock = Clock()
     history: Any = History(days or {})
+    thresholds = {"sales": Thresholds(2, 3, 30, 60)}
     svc = MonitorService(lambda: snap, lambda: statuses, history, bus,
-                         thresholds=lambda: {"sales": Thresholds(2, 3, 30, 60)}, clock=clock, min_interval=0)  # fmt: skip
+                         thresholds=lambda: thresholds, clock=clock, min_interval=0)  # fmt: skip
     await svc.start()
     return svc, seen, clock
 
