@@ -106,6 +106,46 @@ async def test_admin_manages_queues_through_the_generated_list_and_form(
     assert [q["name"] for q in catalog.list("queues")[0]] == ["support"]
 
 
+async def test_bulk_set_a_field_changes_every_selected_row_or_none(
+    page: Page, hotline_web: WebHotline, browser_problems: ProblemLog
+) -> None:
+    browser_problems.expect(r"422")
+    add_user(hotline_web, "ada", "admin")
+    catalog = hotline_web.hotline.catalog
+    for name in ("billing", "sales", "support"):
+        catalog.create("queues", {"name": name, "strategy": "ringall"})
+    await sign_in(page, hotline_web, "ada", "/admin/config/queues")
+
+    await expect(page.locator("#admin-bulk-set-open")).to_be_disabled()  # nothing selected yet
+    await row(page, "sales").locator("input.admin-select").check()
+    await row(page, "billing").locator("input.admin-select").check()
+    await page.locator("#admin-bulk-set-open").click()
+    await page.locator("#admin-bulk-field").select_option("strategy")
+    await page.locator("#admin-field-strategy").select_option("leastrecent")
+    await page.locator("#admin-bulk-apply").click()
+    await expect(page.locator("#hotline-flash")).to_contain_text("set on 2 records.")
+    await expect(page.locator("#admin-bulk-set")).to_be_hidden()
+    await expect(row(page, "sales").locator('[data-field="strategy"]')).to_contain_text("leastrecent")
+    strategies = {q["name"]: q["strategy"] for q in catalog.list("queues")[0]}
+    assert strategies == {"billing": "leastrecent", "sales": "leastrecent", "support": "ringall"}
+
+    # one value the server refuses: the error names the field, and no row changed
+    await page.locator("#admin-select-all").check()
+    await page.locator("#admin-bulk-set-open").click()
+    await page.locator("#admin-bulk-field").select_option("joinempty")
+    await page.locator("#admin-field-joinempty").fill("sometimes")
+    await page.locator("#admin-bulk-apply").click()
+    await expect(page.locator("#admin-error-joinempty")).to_contain_text("must be yes, no, strict, loose")
+    assert {q["joinempty"] for q in catalog.list("queues")[0]} == {"yes"}
+    await page.locator("#admin-bulk-cancel").click()
+    await expect(page.locator("#admin-bulk-set")).to_be_hidden()
+
+    # the audit log keeps who changed what on which rows
+    entries, _ = AccountRepository(hotline_web.hotline.engine).audit_entries(resource="queues", actor="user:ada")
+    bulk = [(e.resource_key, e.after) for e in entries if e.action == "bulk_update"]
+    assert bulk == [("billing,sales", {"strategy": "leastrecent"})]
+
+
 async def test_a_supervisor_sees_the_configuration_but_cannot_change_it(
     page: Page, hotline_web: WebHotline, browser_problems: ProblemLog
 ) -> None:

@@ -281,6 +281,14 @@
         el("button", { type: "button", id: "admin-bulk-delete", class: "admin-danger", text: t("admin.delete_selected"), onclick: () => bulk("delete") }),
       );
     }
+    // "Set a field": one field, one value, every selected row (all or nothing on the server)
+    const settable = writable && res.serverBulk && (res.bulk_actions || []).includes("update")
+      ? res.fields.filter((f) => !f.read_only && !f.immutable && !f.write_only && f.name !== res.key && f.name !== "enabled")
+      : [];
+    const setPanel = settable.length ? el("div", { class: "admin-bulk-set", id: "admin-bulk-set", hidden: true }) : null;
+    if (settable.length) {
+      bulkButtons.push(el("button", { type: "button", id: "admin-bulk-set-open", text: t("admin.bulk_set"), onclick: () => openSet() }));
+    }
     const bulkBar = writable ? el("div", { class: "admin-bulk", id: "admin-bulk" }, count, ...bulkButtons) : null;
     const selectAll = writable ? el("input", { type: "checkbox", id: "admin-select-all", "aria-label": t("admin.select_all") }) : null;
     const thead = el("thead", {}, el("tr", {}, writable ? el("th", { class: "admin-check" }, selectAll) : null, ...cols.map(headerCell), el("th", {})));
@@ -295,6 +303,7 @@
       el("div", { class: "admin-head" }, title, newButton),
       description ? el("p", { class: "admin-description", text: description }) : null,
       el("div", { class: "admin-toolbar" }, search, bulkBar),
+      setPanel,
       el("div", { class: "admin-scroll" }, table),
       pager,
     );
@@ -449,6 +458,52 @@
         await load();
         showNotice(t("admin.bulk_done_" + action, { count: keys.length }));
       } else showProblem(errorOf(r).message);
+    }
+
+    /** The set-a-field panel: a field chooser, the field's own control (the edit form's), apply, cancel. */
+    async function openSet(fieldName) {
+      const chooser = el("select", { id: "admin-bulk-field", "aria-label": t("admin.bulk_field") });
+      for (const f of settable) chooser.append(el("option", { value: f.name, text: fieldLabel(res.name, f.name) }));
+      const f = settable.find((x) => x.name === fieldName) || settable[0];
+      chooser.value = f.name;
+      chooser.addEventListener("change", () => openSet(chooser.value));
+      const controls = new Map();
+      const row = await fieldRow(res, f, {}, true, true, controls); // as on a new record: the default is offered
+      const control = controls.get(f.name);
+      const apply = el("button", { type: "submit", id: "admin-bulk-apply", class: "admin-primary", text: t("admin.bulk_apply") });
+      const cancel = el("button", { type: "button", id: "admin-bulk-cancel", text: t("common.cancel"), onclick: () => { setPanel.hidden = true; } });
+      const form = el("form", { class: "admin-form", novalidate: true },
+        el("label", { for: "admin-bulk-field", class: "admin-label", text: t("admin.bulk_field") }), chooser, row,
+        el("div", { class: "admin-actions" }, apply, cancel));
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const keys = [...tbody.querySelectorAll("input.admin-select:checked")].map((box) => box.value);
+        if (!keys.length) return;
+        control.error.textContent = "";
+        const message = check(control, true);
+        if (message) {
+          control.error.textContent = message;
+          control.input.focus();
+          return;
+        }
+        let value = control.get();
+        if (value === undefined) value = f.nullable ? null : "";
+        apply.disabled = true;
+        const r = await api("POST", res.endpoint + "/bulk", { action: "update", keys, data: { [f.name]: value } });
+        apply.disabled = false;
+        if (!r.ok) {
+          const err = errorOf(r);
+          control.error.textContent = err.message;
+          control.input.focus();
+          return;
+        }
+        setPanel.hidden = true;
+        await load();
+        showNotice(t("admin.bulk_done_update", { count: keys.length, field: fieldLabel(res.name, f.name) }));
+      });
+      clear(setPanel).append(form);
+      setPanel.hidden = false;
+      (fieldName ? chooser : control.input).focus();
     }
 
     updateCount();
