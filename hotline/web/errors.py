@@ -30,6 +30,7 @@ from hotline.errors import (
     RateLimitedError,
     ValidationError,
 )
+from hotline.web.error_text import localize, preferred_language
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,16 @@ def error_body(code: str, message: str, field: str | None = None, **extra: objec
     return {"error": err}
 
 
-def error_response(exc: HotlineError) -> JSONResponse:
+def request_language(request: Request) -> str | None:
+    """The language an error message is wanted in: the request's Accept-Language (the pages send the
+    user's language); None for English."""
+    return preferred_language(request.headers.get("accept-language"))
+
+
+def error_response(exc: HotlineError, lang: str | None = None) -> JSONResponse:
     status, code = status_of(exc)
     headers: dict[str, str] = {}
-    body = error_body(code, str(exc), exc.field if isinstance(exc, ValidationError) else None)
+    body = error_body(code, localize(str(exc), lang), exc.field if isinstance(exc, ValidationError) else None)
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(int(exc.retry_after) + 1)
     if status == 401:
@@ -77,9 +84,10 @@ def error_response(exc: HotlineError) -> JSONResponse:
 
 async def hotline_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HotlineError)
-    return error_response(exc)
+    return error_response(exc, request_language(request))
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body("internal_error", "internal error; see Hotline's log"), status_code=500)
+    message = localize("internal error; see Hotline's log", request_language(request))
+    return JSONResponse(error_body("internal_error", message), status_code=500)

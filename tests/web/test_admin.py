@@ -176,7 +176,10 @@ async def test_a_supervisor_sees_the_configuration_but_cannot_change_it(
     await expect(page.locator('[data-admin-nav="users"]')).to_have_count(0)
 
 
-async def test_switching_to_russian_shows_russian_labels(page: Page, hotline_web: WebHotline) -> None:
+async def test_switching_to_russian_shows_russian_labels(
+    page: Page, hotline_web: WebHotline, browser_problems: ProblemLog
+) -> None:
+    browser_problems.expect(r"422")
     add_user(hotline_web, "ada", "admin")
     hotline_web.hotline.catalog.create("queues", {"name": "support"})
     await sign_in(page, hotline_web, "ada", "/admin/config/queues")
@@ -198,6 +201,13 @@ async def test_switching_to_russian_shows_russian_labels(page: Page, hotline_web
     await expect(page.locator("#admin-field-recording option:checked")).to_have_text("никогда")
     await page.locator("#admin-save").click()
     await expect(page.locator("#admin-error-name")).to_have_text("Обязательное поле.")
+    # the server's refusal comes back in the page's language too (values kept as typed)
+    await page.locator("#admin-field-name").fill("sales")
+    await page.locator("#admin-field-joinempty").fill("sometimes")
+    await page.locator("#admin-save").click()
+    await expect(page.locator("#admin-error-joinempty")).to_contain_text(
+        "должно быть: yes, no, strict, loose или список через запятую из: paused, penalty"
+    )
 
 
 async def test_a_generated_phone_password_is_shown_once_and_never_read_back(

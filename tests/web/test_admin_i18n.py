@@ -41,7 +41,7 @@ def needed_keys() -> set[str]:
         keys |= {choice_key(field, v) for v in values}
     keys |= {"admin.hint.users." + f for f in ("username", "role", "password", "agent", "enabled")}
     keys |= {"admin.scope." + re.sub(r"[^a-z0-9_]", "_", s) for s in SCOPES}
-    keys |= {f"admin.bulk_done_{a}" for a in ("delete", "enable", "disable")}
+    keys |= {f"admin.bulk_done_{a}" for a in ("delete", "enable", "disable", "update")}
     for section in sections([r.name for r in RESOURCES], accounts=True):
         keys.add(section.key)
         keys |= {label for label, _, _ in section.entries}

@@ -20,7 +20,8 @@ from hotline.web.api.config import add_config_routes
 from hotline.web.api.deps import need
 from hotline.web.auth import Caller
 from hotline.web.context import WebServices
-from hotline.web.errors import error_body, hotline_error_handler, unexpected_error_handler
+from hotline.web.error_text import localize
+from hotline.web.errors import error_body, hotline_error_handler, request_language, unexpected_error_handler
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -30,8 +31,9 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    details = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors]
-    first = details[0] if details else {"field": "", "message": "invalid request"}
+    lang = request_language(request)
+    details = [{"field": _field(e.get("loc", ())), "message": localize(str(e.get("msg", "")), lang)} for e in errors]
+    first = details[0] if details else {"field": "", "message": localize("invalid request", lang)}
     return JSONResponse(
         error_body("validation_error", f"{first['field']}: {first['message']}", first["field"], details=details),
         status_code=422,

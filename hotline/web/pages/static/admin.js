@@ -983,6 +983,7 @@
         xhr.open("POST", url);
         xhr.setRequestHeader("X-CSRF-Token", DATA.csrf_token || "");
         xhr.setRequestHeader("Accept", "application/json");
+        xhr.setRequestHeader("Accept-Language", DATA.lang || "en");
         progress.hidden = false;
         progress.value = 0;
         button.disabled = true;

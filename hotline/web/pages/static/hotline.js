@@ -145,7 +145,8 @@
 
   async function api(method, path, body, options) {
     const opts = options || {};
-    const headers = { Accept: "application/json" };
+    // errors come back in the page's language (the server translates the phrases it knows)
+    const headers = { Accept: "application/json", "Accept-Language": page.lang || "en" };
     if (page.csrf) headers["X-CSRF-Token"] = page.csrf;
     const init = { method: method, headers: headers, credentials: "same-origin", signal: opts.signal };
     if (body !== undefined && body !== null) {
