@@ -5,8 +5,9 @@ QueueCallerLeave / QueueCallerAbandon), the agents serving it by state (from the
 and today's offered / answered / abandoned / answered-within-service-level counts (loaded from the
 journal at start and at midnight, then counted live from AgentConnect and QueueCallerAbandon).
 
-Every change publishes ``queue.stats`` on the event bus with the queue's whole tile (with `source_ts`, the
-node's Timestamp of the AMI event behind the change, so a screen can measure event-to-screen latency), so a wallboard
+Every change of what a tile shows publishes ``queue.stats`` on the event bus with the queue's whole tile
+(with `source_ts`, the node's Timestamp of the AMI event behind the change, so a screen can measure
+event-to-screen latency), so a wallboard
 updates from the event itself (no polling, no second request); a tile also carries its alarm level
 (ok / amber / red) from the queue's thresholds (waiting callers, longest wait).  A timer republishes a
 tile while callers wait so "longest wait" and the alarm keep moving, and its level is re-evaluated.
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_STATS_EVENT = "queue.stats"
 CALLER_EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect")
+#: tile fields that change with time or with the event behind them, not with the queue's state
+_VOLATILE = frozenset({"longest_wait_s", "source_ts"})
 
 
 @dataclass(slots=True)
@@ -127,6 +130,9 @@ class MonitorService:
         self._levels: dict[str, str] = {}
         self._min_interval = min_interval
         self._dirty: set[str] = set()
+        self._forced: set[str] = set()  # dirty tiles sent even when nothing shown changed (the tick)
+        self._shown: dict[str, dict[str, Any]] = {}  # per queue: the last tile sent, without _VOLATILE
+        self.unchanged = 0  # publications skipped because nothing shown changed
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = float("-inf")  # loop time of the last publication
         self.published = 0
@@ -163,7 +169,7 @@ class MonitorService:
                         if now - w.joined_at > self._stale_after:
                             del live.waiting[uid]
                     if live.waiting:
-                        self._publish(name)
+                        self._publish(name, force=True)
             except Exception:  # the tile timer must survive a bad moment (database down at midnight)
                 log.exception("monitor tick failed")
 
@@ -319,7 +325,7 @@ class MonitorService:
                 )
         return sorted(out, key=lambda c: (c["queue"], -float(c["wait_s"])))
 
-    def _publish(self, queue: str) -> None:
+    def _publish(self, queue: str, *, force: bool = False) -> None:
         """Mark the tile changed.  Publications are throttled, not delayed: after a quiet moment a change goes
         out at the end of the current loop pass (with whatever else that AMI read brought); while changes keep
         coming, the dirty tiles go out together at most once every `min_interval` seconds, one event per
@@ -327,6 +333,8 @@ class MonitorService:
         screen redraws at most 1 / min_interval times a second: a wallboard's cost is its frames (about 2 ms of
         browser CPU each, bench/WEB.md), and nobody reads a tile faster than that."""
         self._dirty.add(queue)
+        if force:
+            self._forced.add(queue)
         if self._min_interval <= 0:
             self._flush()
         elif self._flush_handle is None:
@@ -339,6 +347,7 @@ class MonitorService:
         with contextlib.suppress(RuntimeError):  # no running loop: called directly (min_interval 0, tests)
             self._last_flush = asyncio.get_running_loop().time()
         dirty, self._dirty = self._dirty, set()
+        forced, self._forced = self._forced, set()
         agents = self._agents_by_queue()
         for queue in sorted(dirty):
             live = self._queues.get(queue)
@@ -346,6 +355,14 @@ class MonitorService:
                 live.source_ts, live.pending_ts = live.pending_ts, None
             tile = self.tile(queue, agents.get(queue, _zero_agents()))
             self._levels[queue] = str(tile["alarm"])
+            # A change that changes nothing a tile shows (an agent event that moves no count) is not sent:
+            # every publication is a frame on every screen.  The once-a-second tick is always sent: it is
+            # how a client that does not count the wait itself sees "longest wait" move.
+            shown = {k: v for k, v in tile.items() if k not in _VOLATILE}
+            if queue not in forced and self._shown.get(queue) == shown:
+                self.unchanged += 1
+                continue
+            self._shown[queue] = shown
             try:
                 self._bus.publish(QUEUE_STATS_EVENT, tile)
                 self.published += 1

@@ -162,3 +162,25 @@ async def test_publications_are_throttled_not_delayed(snap: ConfigSnapshot) -> N
     await asyncio.wait_for(got.get(), 2)
     assert len(published) == 2 and published[1][1] == 3  # both changes folded into one publication
     assert published[1][0] - published[0][0] >= 0.3 - 0.01  # not before the interval had passed
+
+
+def _agent_event(name: str, agent: str) -> Event:
+    return Event("e1", 1, name, datetime.now(UTC), {"agent": agent})
+
+
+async def test_a_change_that_changes_nothing_shown_is_not_sent(snap: ConfigSnapshot) -> None:
+    """Every queue.stats is a frame on every wallboard: an agent event that moves no count sends nothing, a
+    state change that does is sent, and the once-a-second tick is sent even when only the wait moved."""
+    statuses = [_status(1, st.AVAILABLE), _status(2, st.AVAILABLE), _status(3, st.PAUSED)]
+    svc, seen, clock = await _service(snap, statuses)
+    svc.on_ami("node1", _msg("QueueCallerJoin", Queue="sales", Uniqueid="u1"))
+    assert len(seen) == 1
+    svc.on_event(_agent_event("agent.tagged", "7001"))  # no count moves
+    clock.now += 0.5
+    svc.on_event(_agent_event("agent.note", "7002"))  # the wait moved, nothing else
+    assert len(seen) == 1 and svc.unchanged == 2
+    statuses[0] = _status(1, st.RINGING)
+    svc.on_event(_agent_event("agent.ringing", "7001"))
+    assert len(seen) == 2 and seen[-1].data["agents"]["ringing"] == 1
+    svc._publish("sales", force=True)  # what the tick does while callers wait
+    assert len(seen) == 3 and seen[-1].data["longest_wait_s"] == 0.5
