@@ -482,6 +482,10 @@ class Hotline:
                 lifespan="off",
                 timeout_keep_alive=65,
                 interface="asgi3",
+                # The event stream's messages are small JSON (a tile is ~700 bytes) sent to every screen: per
+                # client deflate costs the server a compression per message per screen (py-spy: ~6 % of
+                # Hotline's CPU with 70 screens, bench/WEB.md) to save bandwidth a LAN does not miss.
+                ws_per_message_deflate=False,
             )
             self._http = _QuietServer(config)
             self._spawn(self._http.serve(), "http")

@@ -84,20 +84,30 @@ def _save(conn: Connection, st: AgentStatus) -> None:
         conn.execute(sa.insert(t.agent_status).values(agent_id=st.agent_id, **values))
 
 
-def _journal(conn: Connection, tr: Transition) -> None:
-    _save(conn, tr.new)
+def _journal(conn: Connection, transitions: Sequence[Transition]) -> None:
+    """Each agent's latest state, and every transition as an event row (one multi-row insert): a busy
+    minute's batch is a few statements, not two per transition."""
+    if not transitions:
+        return
+    latest = {tr.new.agent_id: tr.new for tr in transitions}
+    for st in latest.values():
+        _save(conn, st)
     conn.execute(
-        sa.insert(t.agent_events).values(
-            agent_id=tr.new.agent_id,
-            ts=_to_db(tr.ts),
-            event=tr.event,
-            from_state=tr.old.state,
-            to_state=tr.new.state,
-            reason=tr.reason[:128],
-            phone=(tr.new.phone or tr.old.phone or "")[:64],
-            call_id=tr.new.call_id or tr.old.call_id,
-            actor=tr.actor[:64],
-        )
+        sa.insert(t.agent_events),
+        [
+            {
+                "agent_id": tr.new.agent_id,
+                "ts": _to_db(tr.ts),
+                "event": tr.event,
+                "from_state": tr.old.state,
+                "to_state": tr.new.state,
+                "reason": tr.reason[:128],
+                "phone": (tr.new.phone or tr.old.phone or "")[:64],
+                "call_id": tr.new.call_id or tr.old.call_id,
+                "actor": tr.actor[:64],
+            }
+            for tr in transitions
+        ],
     )
 
 
@@ -122,8 +132,7 @@ class AgentStateRepository:
     def record(self, transitions: Sequence[Transition]) -> None:
         """Persist state changes that do not touch queue memberships (ringing, on call, wrap-up...)."""
         with write_transaction(self._engine) as conn:
-            for tr in transitions:
-                _journal(conn, tr)
+            _journal(conn, transitions)
 
     def apply_membership(
         self,
@@ -168,8 +177,7 @@ class AgentStateRepository:
                 ]
                 if rows:
                     conn.execute(sa.insert(t.queue_members), rows)
-            for tr in transitions:
-                _journal(conn, tr)
+            _journal(conn, transitions)
 
     def set_paused(self, transitions: Sequence[Transition], agent_id: int, paused: bool, reason: str) -> None:
         """Pause or unpause every membership of the agent (what app_queue re-reads) with the transition."""
@@ -180,8 +188,7 @@ class AgentStateRepository:
                 .where(t.queue_members.c.agent_id == agent_id)
                 .values(paused=1 if paused else 0, reason_paused=reason[:80] if paused else "")
             )
-            for tr in transitions:
-                _journal(conn, tr)
+            _journal(conn, transitions)
 
     # ---- daily quotas
     def usage(self, agent_id: int, day: date) -> tuple[int, int]:
