@@ -280,6 +280,22 @@ class Bench:
             means[k] = {"n": int(n), "mean_ms": round(1000 * (after[k][0] - before[k][0]) / n, 2) if n else None}
         return means
 
+    async def realtime_probe(self, stop: asyncio.Event, out: list[float]) -> None:
+        """A realtime lookup as the node makes it (from the node's address, with its token), every 0.1 s:
+        the round trip the node waits for, queueing in Hotline's event loop included (the handler's own
+        time is the `realtime` mean).  Measured by a Python client on the same cores, so an upper bound."""
+        transport = httpx.AsyncHTTPTransport(local_address=NODE_IP)
+        headers = {"X-Hotline-Token": self.settings.realtime_token}
+        async with httpx.AsyncClient(base_url=self.base, transport=transport, headers=headers, timeout=10) as c:
+            while not stop.is_set():
+                start = time.perf_counter()
+                r = await c.post("/realtime/ps_endpoints/single", content=f"id={self.phones[0]}",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+                if r.status_code == 200:
+                    out.append((time.perf_counter() - start) * 1000)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.1)
+
     async def poller(self, stop: asyncio.Event, polls: list[tuple[float, float]]) -> None:
         """The anchor: a board that polls the REST API every `poll_interval` seconds (start, end of each)."""
         async with httpx.AsyncClient(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}) as c:
@@ -433,6 +449,8 @@ class Bench:
                 polls: list[tuple[float, float]] = []
                 changes: set[tuple[str, float]] = set()
                 poller = asyncio.create_task(self.poller(stop, polls))
+                rt_rtt: list[float] = []
+                rt_probe = asyncio.create_task(self.realtime_probe(stop, rt_rtt))
                 watcher = asyncio.create_task(self.changes(stop, changes))
                 calls = a.rate * a.seconds
                 csv = self.work / "calls.csv"
@@ -455,6 +473,7 @@ class Bench:
                 stop.set()
                 await poller
                 await watcher
+                await rt_probe
                 for _ready, task in clients:
                     await task
                 stream_samples: list[float] = []
@@ -482,6 +501,7 @@ class Bench:
                     "client_drops": client_drops,
                     "cpu": cpu,
                     "timings": timings,
+                    "realtime_rtt": rt_rtt,
                     "calls": self.carrier_stats(),
                 }
             finally:
@@ -629,6 +649,11 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{g} {v:.0f}" for g, v in res["cpu"].items()))  # fmt: skip
     print("Hotline during the calls, mean: " + ", ".join(
         f"{k} {v['mean_ms']} ms (n={v['n']})" for k, v in res["timings"].items()))  # fmt: skip
+    rtt = res["realtime_rtt"]
+    print(
+        f"realtime lookup round trip as the node waits for it (probe every 0.1 s, n={len(rtt)}): "
+        f"p50 {fmt(pct(rtt, 0.5))} ms, p95 {fmt(pct(rtt, 0.95))} ms, max {fmt(max(rtt) if rtt else None)} ms"
+    )
     print()
     print(f"{'status call':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, r in (("REST GET /api/v1/queues/status", rest), ("XML-RPC queue.status_all", rpc),
@@ -647,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         "client_drops": res["client_drops"],
         "boards_not_open": res["boards_not_open"], "polls": res["polls"], "changes": res["changes"],
         "cpu_percent": res["cpu"], "calls": res["calls"], "browser": b.browser_name, "hotline_timings": res["timings"],
+        "realtime_rtt_ms": {"n": len(rtt), "p50": pct(rtt, 0.5), "p95": pct(rtt, 0.95), "p99": pct(rtt, 0.99)},
     }, indent=2))  # fmt: skip
     return 0 if ok else 1
 
