@@ -161,7 +161,8 @@ class Bench:
         cfg = self.work / "hotline.toml"
         cfg.write_text(
             f'data_dir = "{self.work / "data"}"\nhttp_port = {self.http_port}\nagi_port = {free_port()}\n'
-            f'lab_instance = "benchweb"\nnode_address_base = "{NODE_IP}"\n'
+            + (f"realtime_port = {free_port()}\n" if self.a.own_realtime_listener else "")
+            + f'lab_instance = "benchweb"\nnode_address_base = "{NODE_IP}"\n'
             f'carrier_addresses = ["{CARRIER_IP}/32"]\ncarrier_contact = "sip:{UAS_IP}:{SIP_PORT}"\n'
             f'rtp_port_start = 42000\nlog_level = "WARNING"\nlogin_max_failures_per_address = 10000\n'
         )
@@ -286,7 +287,8 @@ class Bench:
         time is the `realtime` mean).  Measured by a Python client on the same cores, so an upper bound."""
         transport = httpx.AsyncHTTPTransport(local_address=NODE_IP)
         headers = {"X-Hotline-Token": self.settings.realtime_token}
-        async with httpx.AsyncClient(base_url=self.base, transport=transport, headers=headers, timeout=10) as c:
+        base = self.settings.realtime_base_url.removesuffix("/realtime")  # the node's own URL for it
+        async with httpx.AsyncClient(base_url=base, transport=transport, headers=headers, timeout=10) as c:
             while not stop.is_set():
                 start = time.perf_counter()
                 r = await c.post("/realtime/ps_endpoints/single", content=f"id={self.phones[0]}",
@@ -591,6 +593,11 @@ def main(argv: list[str] | None = None) -> int:
         help="wallboards that are Chromium windows; the others are screen clients (see --all-browsers)",
     )
     ap.add_argument("--browser-agent-pages", type=int, default=2, help="agent pages that are Chromium windows")
+    ap.add_argument(
+        "--own-realtime-listener",
+        action="store_true",
+        help="serve the realtime backend on its own port and thread (setting realtime_port)",
+    )
     ap.add_argument(
         "--all-browsers",
         action="store_true",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,6 +269,8 @@ class Hotline:
         self._tasks: list[asyncio.Task[Any]] = []
         self._short_tasks: set[asyncio.Task[Any]] = set()
         self._http: uvicorn.Server | None = None
+        self._realtime_http: uvicorn.Server | None = None
+        self._realtime_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ glue between features
     def _publish(self, name: str, data: dict[str, object]) -> None:
@@ -463,6 +467,7 @@ class Hotline:
         self._spawn(self.agents.flush_loop(), "agents-flush")
         self._spawn(self.media.sync_loop(), "media-sync")
         self._spawn(self.agents.timer_loop(), "agents-timers")
+        self.realtime.attach(asyncio.get_running_loop())
         self._spawn(self.realtime.persist_loop(), "realtime-persist")
         self._spawn(self.journal.flush_loop(), "journal-flush")
         await self.webhooks.start()
@@ -493,9 +498,38 @@ class Hotline:
                 if self._tasks[-1].done():
                     self._tasks[-1].result()
                 await asyncio.sleep(0.01)
+            if s.realtime_port:
+                await self._start_realtime_listener(s)
         log.info("Hotline started: http %s:%d, agi %s:%d", s.http_host, s.http_port, s.agi_host, s.agi_port)
 
+    async def _start_realtime_listener(self, s: Settings) -> None:
+        """The realtime backend on its own port, in a thread with its own event loop: the nodes' lookups
+        (a channel waits under autoservice for each, bench/WEB.md) do not queue behind the web's work."""
+        config = uvicorn.Config(
+            self.realtime_asgi,
+            host=s.http_host,
+            port=s.realtime_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=65,
+            interface="asgi3",
+        )
+        # the listener's thread waits for the GIL at most this long when a lookup arrives (default 5 ms)
+        sys.setswitchinterval(0.001)
+        server = self._realtime_http = _QuietServer(config)
+        thread = self._realtime_thread = threading.Thread(target=server.run, name="hotline-realtime", daemon=True)
+        thread.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not server.started:
+            if not thread.is_alive() or asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the realtime listener on {s.http_host}:{s.realtime_port} did not start")
+            await asyncio.sleep(0.01)
+
     async def stop(self) -> None:
+        if self._realtime_http is not None and self._realtime_thread is not None:
+            self._realtime_http.should_exit = True
+            await asyncio.to_thread(self._realtime_thread.join, 10)
         if self._http is not None:
             self._http.should_exit = True
         await self.agi.stop()

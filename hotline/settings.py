@@ -48,6 +48,11 @@ class Settings:
     # --- web / realtime backend
     http_host: str = _s("127.0.0.1", "Address the HTTP server (health, realtime backend) listens on.")
     http_port: int = _s(8480, "Port of the HTTP server.")
+    realtime_port: int = _s(
+        0,
+        "Port of a listener for the realtime backend alone, served by a thread with its own event loop so the "
+        "nodes' lookups never wait behind the web pages and streams; 0 = served on http_port.",
+    )
     realtime_token: str = _s(
         "", "Shared secret the Asterisk nodes send (X-Hotline-Token) to the realtime backend; generated."
     )
@@ -223,7 +228,7 @@ class Settings:
 
     @property
     def realtime_base_url(self) -> str:
-        return f"http://{self.http_host}:{self.http_port}/realtime"
+        return f"http://{self.http_host}:{self.realtime_port or self.http_port}/realtime"
 
     @property
     def effective_public_url(self) -> str:
@@ -235,6 +240,7 @@ class Settings:
 
 _INT_RANGES = {
     "http_port": (1, 65535),
+    "realtime_port": (0, 65535),
     "agi_port": (1, 65535),
     "sip_port": (1, 65535),
     "ami_port": (1, 65535),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -189,6 +190,11 @@ class RealtimeBackend:
 
     def __init__(self, persist: PersistFn, *, max_pending_writes: int = 100_000) -> None:
         self._persist = persist
+        # Requests may be served by a thread of their own (setting realtime_port): every touch of the
+        # tables happens under this lock, and writes reach the queue on the loop that persists them.
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of persist_loop
+        self._in_flight = 0  # writes handed to that loop from another thread, not queued yet
         self._contacts = Table("id")
         self._tables = RealtimeTables(0, {"ps_contacts": self._contacts})
         self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue(max_pending_writes)
@@ -200,10 +206,15 @@ class RealtimeBackend:
 
     # ------------------------------------------------------------------ state
     def load_contacts(self, contacts: Iterable[tuple[str, Row]]) -> None:
-        for cid, row in contacts:
-            self._contacts.rows[cid] = row
+        with self._lock:
+            for cid, row in contacts:
+                self._contacts.rows[cid] = row
 
     def apply_snapshot(self, snap: ConfigSnapshot) -> None:
+        with self._lock:
+            self._apply_snapshot(snap)
+
+    def _apply_snapshot(self, snap: ConfigSnapshot) -> None:
         tables = RealtimeTables.from_snapshot(snap, self._contacts)
         # A pause Asterisk wrote that is not in the database yet must survive a reload: Asterisk re-reads
         # members on every Queue() and would otherwise unpause the agent.
@@ -234,6 +245,10 @@ class RealtimeBackend:
     # ------------------------------------------------------------------ requests
     def handle(self, family: str, op: str, body: bytes, query: str, node: str = "") -> tuple[int, str]:
         """Return (HTTP status, body) for one request. Never raises for bad input."""
+        with self._lock:
+            return self._handle(family, op, body, query, node)
+
+    def _handle(self, family: str, op: str, body: bytes, query: str, node: str) -> tuple[int, str]:
         self.requests += 1
         tables = self._tables  # one consistent version for the whole request
         table = tables.tables.get(family)
@@ -314,6 +329,17 @@ class RealtimeBackend:
         return out
 
     def _enqueue(self, kind: str, args: tuple[Any, ...]) -> None:
+        loop = self._loop
+        if loop is not None and not _running_on(loop):
+            self._in_flight += 1  # under the lock (called from handle)
+            loop.call_soon_threadsafe(self._put, kind, args, True)
+        else:
+            self._put(kind, args, False)
+
+    def _put(self, kind: str, args: tuple[Any, ...], handed_over: bool) -> None:
+        if handed_over:
+            with self._lock:
+                self._in_flight -= 1
         try:
             self._writes.put_nowait((kind, args))
         except asyncio.QueueFull:
@@ -375,6 +401,7 @@ class RealtimeBackend:
         Everything queued is taken at once and coalesced (the last change per contact id or member wins,
         which is what the database would hold after applying them one by one), then written in one
         call of `persist`."""
+        self._loop = asyncio.get_running_loop()
         while True:
             first = await self._writes.get()
             items = [first]
@@ -390,9 +417,10 @@ class RealtimeBackend:
             while True:
                 try:
                     await self._persist(batch)
-                    for kind, args in batch:
-                        if kind == "member_pause" and self._unsaved_pauses.get(args[0]) == args[1:]:
-                            del self._unsaved_pauses[args[0]]
+                    with self._lock:
+                        for kind, args in batch:
+                            if kind == "member_pause" and self._unsaved_pauses.get(args[0]) == args[1:]:
+                                del self._unsaved_pauses[args[0]]
                     break
                 except asyncio.CancelledError:
                     raise
@@ -405,12 +433,23 @@ class RealtimeBackend:
             for _ in items:
                 self._writes.task_done()
 
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop that owns the write queue (where persist_loop runs); needed before requests are served
+        from another thread."""
+        self._loop = loop
+
     def pending_writes(self) -> int:
-        return self._writes.qsize()
+        return self._writes.qsize() + self._in_flight
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until every write accepted so far is persisted (needs persist_loop running)."""
-        await asyncio.wait_for(self._writes.join(), timeout)
+
+        async def settled() -> None:
+            if self._in_flight:  # handed over by the realtime thread: their callbacks are already queued on
+                await asyncio.sleep(0)  # this loop, ahead of this task's next step (the loop is FIFO)
+            await self._writes.join()
+
+        await asyncio.wait_for(settled(), timeout)
 
 
 class RealtimeASGI:
@@ -500,6 +539,13 @@ class RealtimeASGI:
         except Exception:  # a metrics bug must never fail Asterisk's lookup
             log.exception("realtime: observer failed")
         return status, text
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _consteq(a: bytes, b: bytes) -> bool:

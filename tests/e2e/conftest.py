@@ -93,7 +93,9 @@ def _database(kind: str, work: Path) -> Iterator[str]:
 def e2e_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp(f"e2e-{request.param}")
     with _database(request.param, work) as db_url:
-        yield from _lab(work, db_url)
+        # the realtime backend on its own listener thread (setting realtime_port) with PostgreSQL and
+        # MariaDB, on the main HTTP server with SQLite: the same tests prove both ways of serving it
+        yield from _lab(work, db_url, own_realtime_listener=request.param != "sqlite")
 
 
 def _seed_foundation(config: ConfigRepository, settings: Settings) -> None:
@@ -116,8 +118,10 @@ def _lab(
     instance: str = "e2e",
     address: str = NODE_ADDRESS,
     seed: Callable[[ConfigRepository, Settings], None] = _seed_foundation,
+    own_realtime_listener: bool = False,
 ) -> Iterator[Lab]:
     http_port, agi_port = free_port(), free_port()
+    realtime = f"realtime_port = {free_port()}\n" if own_realtime_listener else ""
     config_file = work / "hotline.toml"
     config_file.write_text(
         f"""data_dir = "{work / "data"}"
@@ -132,7 +136,7 @@ agi_watchdog = 3
 journal_flush_interval = 0.05
 realtime_http_timeout = 1.5
 database_url = "{db_url}"
-"""
+{realtime}"""
     )
     settings = load_settings(config_file, environ={})
     engine = create_engine_for(settings.effective_database_url)
