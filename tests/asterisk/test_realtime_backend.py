@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,26 @@ async def test_a_failing_observer_does_not_fail_the_lookup(backend) -> None:  # 
     ) as c:
         r = await c.post("/realtime/ps_endpoints/single", content=b"id=2101")
     assert r.status_code == 200 and "2101" in r.text
+
+
+async def test_writes_from_the_listener_thread_reach_the_persist_loop(backend) -> None:  # type: ignore[no-untyped-def]
+    """With realtime_port the requests are handled on another thread: its writes are handed to the loop
+    that persists them, none is lost, and drain() waits for those handed over but not queued yet."""
+    rb, persisted, _ = backend
+    rb.attach(asyncio.get_running_loop())
+
+    def register_many() -> list[tuple[int, str]]:
+        answers = []
+        for i in range(200):
+            n = f"9{i:03d}"
+            body = f"id={n}%3B%40x&uri=sip%3A{n}%40127.0.0.1%3A5161&expiration_time=1700000300&endpoint={n}"
+            answers.append(rb.handle("ps_contacts", "store", body.encode(), ""))
+        return answers
+
+    answers = await asyncio.to_thread(register_many)  # a thread that is not the event loop's
+    assert answers == [(200, "1")] * 200
+    await rb.drain()
+    assert rb.pending_writes() == 0
+    upserted = {args[0] for kind, args in persisted.writes if kind == "contact_upsert"}
+    assert {f"9{i:03d};@x" for i in range(200)} <= upserted
+    assert rb.contact_count() >= 200
