@@ -84,6 +84,21 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+def _http_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn as Hotline runs it: quiet, no lifespan (the app starts and stops its own services)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=65,
+        interface="asgi3",
+        **options,
+    )
+
+
 def _recording_storage(s: Settings) -> RecordingStorage:
     if s.recording_storage == "s3":
         return S3Storage(
@@ -478,15 +493,10 @@ class Hotline:
         self._spawn(self.recordings.maintenance_loop(), "recordings-maintenance")
         await self.agi.start(s.agi_host, s.agi_port)
         if serve_http:
-            config = uvicorn.Config(
+            config = _http_config(
                 self.asgi,
-                host=s.http_host,
-                port=s.http_port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_keep_alive=65,
-                interface="asgi3",
+                s.http_host,
+                s.http_port,
                 # The event stream's messages are small JSON (a tile is ~700 bytes) sent to every screen: per
                 # client deflate costs the server a compression per message per screen (py-spy: ~6 % of
                 # Hotline's CPU with 70 screens, bench/WEB.md) to save bandwidth a LAN does not miss.
@@ -505,16 +515,7 @@ class Hotline:
     async def _start_realtime_listener(self, s: Settings) -> None:
         """The realtime backend on its own port, in a thread with its own event loop: the nodes' lookups
         (a channel waits under autoservice for each, bench/WEB.md) do not queue behind the web's work."""
-        config = uvicorn.Config(
-            self.realtime_asgi,
-            host=s.http_host,
-            port=s.realtime_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=65,
-            interface="asgi3",
-        )
+        config = _http_config(self.realtime_asgi, s.http_host, s.realtime_port)
         # the listener's thread waits for the GIL at most this long when a lookup arrives (default 5 ms)
         sys.setswitchinterval(0.001)
         server = self._realtime_http = _QuietServer(config)
