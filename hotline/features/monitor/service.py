@@ -7,8 +7,8 @@ journal at start and at midnight, then counted live from AgentConnect and QueueC
 
 Every change of what a tile shows publishes ``queue.stats`` on the event bus with the queue's whole tile
 (with `source_ts`, the node's Timestamp of the AMI event behind the change, so a screen can measure
-event-to-screen latency), so a wallboard
-updates from the event itself (no polling, no second request); a tile also carries its alarm level
+event-to-screen latency), so a wallboard updates from the event itself (no polling, no second request);
+a tile also carries its alarm level
 (ok / amber / red) from the queue's thresholds (waiting callers, longest wait).  A timer republishes a
 tile while callers wait so "longest wait" and the alarm keep moving, and its level is re-evaluated.
 
@@ -330,8 +330,8 @@ class MonitorService:
         out at the end of the current loop pass (with whatever else that AMI read brought); while changes keep
         coming, the dirty tiles go out together at most once every `min_interval` seconds, one event per
         queue.  A burst (a ringall queue ringing 40 phones) costs one tile computation, not 40, and every
-        screen redraws at most 1 / min_interval times a second: a wallboard's cost is its frames (about 2 ms of
-        browser CPU each, bench/WEB.md), and nobody reads a tile faster than that."""
+        screen redraws at most 1 / min_interval times a second: a wallboard's cost is its frames (about 5 ms of
+        headless-Chromium CPU each on the 2-core test machine, bench/WEB.md), and nobody reads a tile faster."""
         self._dirty.add(queue)
         if force:
             self._forced.add(queue)
