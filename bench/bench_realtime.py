@@ -588,11 +588,12 @@ class RealtimeBench:
             f'data_dir = "{self.work / "data"}"\n'
             f"http_port = {http_port}\nagi_port = {agi_port}\n"
             f'lab_instance = "{LAB_INSTANCE}"\nnode_address_base = "{NODE_ADDRESS_BASE}"\nnode_count = 2\n'
-            f"rtp_port_start = 32000\n"
+            f"rtp_port_start = 32000\n" + (f"realtime_port = {free_tcp_port()}\n" if a.own_realtime_listener else "")
         )
         settings = self.settings = load_settings(toml, environ={})
         root = lab.provision(settings)
         self.info["asterisk"] = lab.asterisk_version_in(root)
+        self.info["own_realtime_listener"] = bool(a.own_realtime_listener)
         mods = subprocess.run(["chroot", str(root), "ls", MODULE_DIR], capture_output=True, text=True, check=True)
         if "res_config_pgsql.so" not in mods.stdout.split():
             raise RuntimeError(f"res_config_pgsql.so is not in {root}{MODULE_DIR}")
@@ -790,8 +791,8 @@ class RealtimeBench:
                                 self.args.recv_timeout_ms, self.args.sipp_cpu)  # fmt: skip
         assert self.settings is not None
         if backend == "hotline":
-            backend_port: int | None = self.settings.http_port
-            server_port = self.settings.http_port
+            backend_port: int | None = self.settings.realtime_port or self.settings.http_port
+            server_port = self.settings.realtime_port or self.settings.http_port
         else:  # res_config_pgsql keeps one connection: its client port identifies it
             backend_port = pg_backends[0][1] if len(pg_backends) == 1 else None
             server_port = 5432
@@ -1058,6 +1059,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="what-if: put a sorcery memory cache before the realtime endpoint/auth/aor wizards of "
                          "BOTH nodes (not what Hotline renders today)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
+    ap.add_argument(
+        "--own-realtime-listener",
+        action="store_true",
+        help="Hotline serves the realtime backend on its own port (setting realtime_port): its own lean HTTP "
+        "protocol in a thread, instead of uvicorn+ASGI on the web port",
+    )
     ap.add_argument("--keep-workdir", action="store_true", help="keep the temporary folder (logs, SIPp files)")
     return ap.parse_args(argv)
 

@@ -12,6 +12,7 @@ No module-level state: two Hotline instances can run in one process (the tests d
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sys
@@ -30,6 +31,7 @@ from hotline.asterisk import lab
 from hotline.asterisk.agi_server import AGIServer, AGISession
 from hotline.asterisk.config_render import NodeSpec
 from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
+from hotline.asterisk.realtime_http import RealtimeListener
 from hotline.db.engine import create_engine_for
 from hotline.db.migrate import upgrade
 from hotline.db.repositories import CallRepository, ConfigRepository, ContactRepository
@@ -284,7 +286,7 @@ class Hotline:
         self._tasks: list[asyncio.Task[Any]] = []
         self._short_tasks: set[asyncio.Task[Any]] = set()
         self._http: uvicorn.Server | None = None
-        self._realtime_http: uvicorn.Server | None = None
+        self._realtime_loop: asyncio.AbstractEventLoop | None = None
         self._realtime_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ glue between features
@@ -513,24 +515,45 @@ class Hotline:
         log.info("Hotline started: http %s:%d, agi %s:%d", s.http_host, s.http_port, s.agi_host, s.agi_port)
 
     async def _start_realtime_listener(self, s: Settings) -> None:
-        """The realtime backend on its own port, in a thread with its own event loop: the nodes' lookups
-        (a channel waits under autoservice for each, bench/WEB.md) do not queue behind the web's work."""
-        config = _http_config(self.realtime_asgi, s.http_host, s.realtime_port)
+        """The realtime backend on its own port, served by its own lean HTTP protocol
+        (asterisk/realtime_http.py) in a thread with its own event loop: the nodes' lookups (a channel or a
+        SIP transaction waits for each) do not queue behind the web's work."""
+        listener = RealtimeListener(self.realtime_asgi)
+        loop = _new_loop(s.event_loop)
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(listener.start(s.http_host, s.realtime_port))
+            except BaseException as exc:
+                started.set_exception(exc)
+                loop.close()
+                return
+            started.set_result(None)
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(listener.close())
+                loop.close()
+
         # the listener's thread waits for the GIL at most this long when a lookup arrives (default 5 ms)
         sys.setswitchinterval(0.001)
-        server = self._realtime_http = _QuietServer(config)
-        thread = self._realtime_thread = threading.Thread(target=server.run, name="hotline-realtime", daemon=True)
+        thread = self._realtime_thread = threading.Thread(target=serve, name="hotline-realtime", daemon=True)
         thread.start()
-        deadline = asyncio.get_running_loop().time() + 10
-        while not server.started:
-            if not thread.is_alive() or asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"the realtime listener on {s.http_host}:{s.realtime_port} did not start")
-            await asyncio.sleep(0.01)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(started), 10)
+        except Exception as exc:
+            raise RuntimeError(
+                f"the realtime listener on {s.http_host}:{s.realtime_port} did not start: {exc}"
+            ) from exc
+        self._realtime_loop = loop
 
     async def stop(self) -> None:
-        if self._realtime_http is not None and self._realtime_thread is not None:
-            self._realtime_http.should_exit = True
+        if self._realtime_loop is not None and self._realtime_thread is not None:
+            self._realtime_loop.call_soon_threadsafe(self._realtime_loop.stop)
             await asyncio.to_thread(self._realtime_thread.join, 10)
+            self._realtime_loop = None
         if self._http is not None:
             self._http.should_exit = True
         await self.agi.stop()
@@ -573,6 +596,14 @@ async def run_forever(settings: Settings, on_started: Callable[[Hotline], None] 
         await stop.wait()
     finally:
         await hotline.stop()
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def run(settings: Settings, main: Coroutine[Any, Any, None]) -> None:

@@ -474,15 +474,19 @@ class RealtimeASGI:
         self._max_body = max_body
         self._observe = observe
 
-    def _client_allowed(self, scope: Mapping[str, Any]) -> bool:
-        client = scope.get("client")
-        if not client:
+    def address_allowed(self, host: str | None) -> bool:
+        """Whether a peer at `host` may call the backend at all (the nodes' networks)."""
+        if not host:
             return False
         try:
-            addr = ipaddress.ip_address(client[0])
+            addr = ipaddress.ip_address(host)
         except ValueError:
             return False
         return any(addr in n for n in self._nets)
+
+    @property
+    def max_body(self) -> int:
+        return self._max_body
 
     async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         status, text = await self._respond(scope, receive)
@@ -501,16 +505,16 @@ class RealtimeASGI:
 
     async def _respond(self, scope: Mapping[str, Any], receive: Any) -> tuple[int, str]:
         token = b""
+        node = b""
         for k, v in scope.get("headers", ()):
             if k == b"x-hotline-token":
                 token = v
-        if not self._client_allowed(scope) or not token or not _consteq(token, self._token):
-            log.warning("realtime: refused request from %s (token or address)", scope.get("client"))
-            return 403, "forbidden: realtime needs a node address and the node token\n"
-        path: str = scope.get("path", "")
-        rest = path[len(self._prefix) :].split("/")
-        if len(rest) != 2 or not rest[0] or not rest[1]:
-            return 404, "expected /realtime/<family>/<operation>\n"
+            elif k == b"x-hotline-node":
+                node = v
+        client = scope.get("client")
+        host = client[0] if client else None
+        if not self._authorised(host, token):
+            return 403, _FORBIDDEN
         body = bytearray()
         while True:
             msg = await receive()
@@ -523,22 +527,44 @@ class RealtimeASGI:
             if not msg.get("more_body"):
                 break
         query = scope.get("query_string", b"").decode("latin-1")
-        if scope.get("method") not in ("POST", "GET"):
+        return self.answer(scope.get("method", ""), scope.get("path", ""), query, node, bytes(body))
+
+    def _authorised(self, host: str | None, token: bytes) -> bool:
+        if not self.address_allowed(host) or not self.token_ok(token):
+            log.warning("realtime: refused request from %s (token or address)", host)
+            return False
+        return True
+
+    def token_ok(self, token: bytes) -> bool:
+        return bool(token) and _consteq(token, self._token)
+
+    def answer(self, method: str, path: str, query: str, node: bytes, body: bytes) -> tuple[int, str]:
+        """(status, text) for one whole request from a peer already authorised (address and token), whatever
+        server received it: the ASGI app above or the realtime listener's own HTTP protocol
+        (hotline/asterisk/realtime_http.py). Never raises for bad input; the backend's lock is taken inside."""
+        if not path.startswith(self._prefix):
+            return 404, "expected /realtime/<family>/<operation>\n"
+        rest = path[len(self._prefix) :].split("/")
+        if len(rest) != 2 or not rest[0] or not rest[1]:
+            return 404, "expected /realtime/<family>/<operation>\n"
+        if method not in ("POST", "GET"):
             return 405, "use POST\n"
-        node = ""
-        for k, v in scope.get("headers", ()):
-            if k == b"x-hotline-node":
-                node = v.decode("latin-1")
+        if len(body) > self._max_body:
+            return 413, f"request body over {self._max_body} bytes\n"
+        node_name = node.decode("latin-1")
         if self._observe is None:
-            return self.backend.handle(rest[0], rest[1], bytes(body), query, node)
+            return self.backend.handle(rest[0], rest[1], body, query, node_name)
         start = time.perf_counter()
-        status, text = self.backend.handle(rest[0], rest[1], bytes(body), query, node)
+        status, text = self.backend.handle(rest[0], rest[1], body, query, node_name)
         elapsed = time.perf_counter() - start
         try:
             self._observe(rest[0] if status != 404 else "other", rest[1], elapsed)
         except Exception:  # a metrics bug must never fail Asterisk's lookup
             log.exception("realtime: observer failed")
         return status, text
+
+
+_FORBIDDEN = "forbidden: realtime needs a node address and the node token\n"
 
 
 def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
