@@ -588,12 +588,12 @@ class RealtimeBench:
             f'data_dir = "{self.work / "data"}"\n'
             f"http_port = {http_port}\nagi_port = {agi_port}\n"
             f'lab_instance = "{LAB_INSTANCE}"\nnode_address_base = "{NODE_ADDRESS_BASE}"\nnode_count = 2\n'
-            f"rtp_port_start = 32000\n" + (f"realtime_port = {free_tcp_port()}\n" if a.own_realtime_listener else "")
+            f"rtp_port_start = 32000\n" + f"realtime_port = {0 if a.asgi_realtime else free_tcp_port()}\n"
         )
         settings = self.settings = load_settings(toml, environ={})
         root = lab.provision(settings)
         self.info["asterisk"] = lab.asterisk_version_in(root)
-        self.info["own_realtime_listener"] = bool(a.own_realtime_listener)
+        self.info["realtime_served_by"] = "uvicorn+ASGI on http_port" if a.asgi_realtime else "own listener"
         mods = subprocess.run(["chroot", str(root), "ls", MODULE_DIR], capture_output=True, text=True, check=True)
         if "res_config_pgsql.so" not in mods.stdout.split():
             raise RuntimeError(f"res_config_pgsql.so is not in {root}{MODULE_DIR}")
@@ -1060,10 +1060,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                          "BOTH nodes (not what Hotline renders today)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=RESULTS, help="where to write the results")
     ap.add_argument(
-        "--own-realtime-listener",
+        "--asgi-realtime",
         action="store_true",
-        help="Hotline serves the realtime backend on its own port (setting realtime_port): its own lean HTTP "
-        "protocol in a thread, instead of uvicorn+ASGI on the web port",
+        help="serve the realtime backend on the web port (uvicorn+ASGI, realtime_port = 0) instead of its own "
+        "listener (the default since 2026-12-06)",
     )
     ap.add_argument("--keep-workdir", action="store_true", help="keep the temporary folder (logs, SIPp files)")
     return ap.parse_args(argv)

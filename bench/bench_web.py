@@ -161,7 +161,7 @@ class Bench:
         cfg = self.work / "hotline.toml"
         cfg.write_text(
             f'data_dir = "{self.work / "data"}"\nhttp_port = {self.http_port}\nagi_port = {free_port()}\n'
-            + (f"realtime_port = {free_port()}\n" if self.a.own_realtime_listener else "")
+            + f"realtime_port = {0 if self.a.asgi_realtime else free_port()}\n"
             + f'lab_instance = "benchweb"\nnode_address_base = "{NODE_IP}"\n'
             f'carrier_addresses = ["{CARRIER_IP}/32"]\ncarrier_contact = "sip:{UAS_IP}:{SIP_PORT}"\n'
             f'rtp_port_start = 42000\nlog_level = "WARNING"\nlogin_max_failures_per_address = 10000\n'
@@ -594,9 +594,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--browser-agent-pages", type=int, default=2, help="agent pages that are Chromium windows")
     ap.add_argument(
-        "--own-realtime-listener",
+        "--asgi-realtime",
         action="store_true",
-        help="serve the realtime backend on its own port and thread (setting realtime_port)",
+        help="serve the realtime backend on the web port (uvicorn+ASGI, realtime_port = 0) instead of its own "
+        "listener (the default since 2026-12-06)",
     )
     ap.add_argument(
         "--all-browsers",

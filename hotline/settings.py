@@ -49,9 +49,10 @@ class Settings:
     http_host: str = _s("127.0.0.1", "Address the HTTP server (health, realtime backend) listens on.")
     http_port: int = _s(8480, "Port of the HTTP server.")
     realtime_port: int = _s(
-        0,
-        "Port of a listener for the realtime backend alone, served by a thread with its own event loop so the "
-        "nodes' lookups never wait behind the web pages and streams; 0 = served on http_port.",
+        8481,
+        "Port of the realtime backend's own listener (the nodes' res_config_curl lookups): a lean HTTP/1.1 "
+        "server in a thread with its own event loop, so lookups never wait behind the web pages and streams; "
+        "0 = served by the web server on http_port (about twice Hotline's CPU per lookup).",
     )
     realtime_token: str = _s(
         "", "Shared secret the Asterisk nodes send (X-Hotline-Token) to the realtime backend; generated."
@@ -382,6 +383,11 @@ def load_settings(
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
                 raise ConfigError(f"setting {name}: {net!r} is not an address or network like 10.0.0.0/24") from None
+    if settings.realtime_port and settings.realtime_port in (settings.http_port, settings.agi_port):
+        raise ConfigError(
+            f"setting realtime_port: {settings.realtime_port} is already http_port or agi_port"
+            " (use another port, or 0 to serve the realtime backend on http_port)"
+        )
     if settings.lookup_timeout >= settings.agi_decision_timeout:
         raise ConfigError("setting lookup_timeout: must be below agi_decision_timeout (the call must still be routed)")
     codes = {n: getattr(settings, n) for n in ("agent_login_code", "agent_logoff_code", "agent_pause_code",

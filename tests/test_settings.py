@@ -64,6 +64,8 @@ def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
         ('recording_storage = "s3"\n', {}, "recording_s3_bucket: required"),
         ("lookup_timeout = 2.0\n", {}, "lookup_timeout: must be below agi_decision_timeout"),
         ("recording_workers = 0\n", {}, "recording_workers: must be between 1 and 64"),
+        ("realtime_port = 8480\n", {}, "realtime_port: 8480 is already http_port or agi_port"),
+        ("agi_port = 9100\nrealtime_port = 9100\n", {}, "realtime_port: 9100 is already http_port or agi_port"),
     ],
 )
 def test_bad_settings_name_the_setting(tmp_path: Path, content: str, env: dict[str, str], message: str) -> None:

@@ -93,8 +93,9 @@ def _database(kind: str, work: Path) -> Iterator[str]:
 def e2e_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp(f"e2e-{request.param}")
     with _database(request.param, work) as db_url:
-        # the realtime backend on its own listener thread (setting realtime_port) with PostgreSQL and
-        # MariaDB, on the main HTTP server with SQLite: the same tests prove both ways of serving it
+        # the realtime backend on its own listener (setting realtime_port, the default) with PostgreSQL and
+        # MariaDB, on the web server's /realtime path (realtime_port = 0) with SQLite: the same tests prove
+        # both ways of serving it
         yield from _lab(work, db_url, own_realtime_listener=request.param != "sqlite")
 
 
@@ -118,10 +119,11 @@ def _lab(
     instance: str = "e2e",
     address: str = NODE_ADDRESS,
     seed: Callable[[ConfigRepository, Settings], None] = _seed_foundation,
-    own_realtime_listener: bool = False,
+    own_realtime_listener: bool = True,
 ) -> Iterator[Lab]:
     http_port, agi_port = free_port(), free_port()
-    realtime = f"realtime_port = {free_port()}\n" if own_realtime_listener else ""
+    # realtime_port = 0: the nodes' lookups go to the web server's /realtime path (uvicorn), still supported
+    realtime = f"realtime_port = {free_port() if own_realtime_listener else 0}\n"
     config_file = work / "hotline.toml"
     config_file.write_text(
         f"""data_dir = "{work / "data"}"

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.asterisk
 def test_demo_runs_a_call_center_and_stops_it(tmp_path: Path) -> None:
     http_port = free_port()
     env = {**os.environ, "HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_HTTP_PORT": str(http_port),
-           "HOTLINE_AGI_PORT": str(free_port()), "HOTLINE_LAB_INSTANCE": "demotest",
+           "HOTLINE_AGI_PORT": str(free_port()), "HOTLINE_REALTIME_PORT": str(free_port()),
+           "HOTLINE_LAB_INSTANCE": "demotest",
            "HOTLINE_NODE_ADDRESS_BASE": "127.0.0.81"}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "hotline", "demo"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip

@@ -165,6 +165,7 @@ async def hotline_web(tmp_path: Path) -> AsyncIterator[WebHotline]:
             "asterisk_root": tmp_path / "no-asterisk-root",
             "http_port": free_port(),
             "agi_port": free_port(),
+            "realtime_port": free_port(),
         },
     )
     hotline = Hotline(settings)

@@ -46,7 +46,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     port = _free_port()
     config = work / "hotline.toml"
     config.write_text(f'data_dir = "{work / "data"}"\nhttp_port = {port}\nagi_port = {_free_port()}\n'
-                      f'lab_instance = "schema"\nlog_level = "WARNING"\n')  # fmt: skip
+                      f'realtime_port = {_free_port()}\nlab_instance = "schema"\nlog_level = "WARNING"\n')  # fmt: skip
     _hotline(config, "db", "upgrade")
     scopes = [a for s in ALL_SCOPES for a in ("--scope", s)]
     key = _hotline(config, "apikey", "add", "fuzz", *scopes).strip().splitlines()[-1]

@@ -187,6 +187,7 @@ async def _start(tmp_path: Path, **overrides: Any) -> Hotline:
             "asterisk_root": tmp_path / "no-asterisk-root",
             "http_port": free_port(),
             "agi_port": free_port(),
+            "realtime_port": free_port(),
             "ws_queue_size": QUEUE_SIZE,
             "ws_max_subscribers": MAX_CLIENTS,
             **overrides,
