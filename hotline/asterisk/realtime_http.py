@@ -162,7 +162,11 @@ class RealtimeHTTPProtocol(asyncio.Protocol):
             log.warning("realtime: body over %d bytes refused", self._max_body)
             self._fail(413, f"request body over {self._max_body} bytes\n")
             return
-        parsed = httptools.parse_url(self._url)
+        try:
+            parsed = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            self._fail(400, "malformed request target\n")
+            return
         path = (parsed.path or b"").decode("latin-1")
         query = (parsed.query or b"").decode("latin-1")
         method = self._parser.get_method().decode("latin-1")

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import httptools
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hotline.asterisk.realtime_backend import RealtimeASGI, RealtimeBackend
 from hotline.asterisk.realtime_http import RealtimeListener, encode_response
@@ -180,8 +182,10 @@ async def test_a_peer_outside_the_node_networks_is_refused_before_parsing(backen
         (b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400, b"upgrades are not served"),
         (b"POST /realtime/ps_auths/single HTTP/1.1\r\nX-A: " + b"a" * 20000 + b"\r\n\r\n", 431, b"request head over"),
         (b"POST /realtime/" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n", 431, b"request head over"),
+        (b"POST http://[x/realtime/ps_auths/single HTTP/1.1\r\nHost: x\r\n\r\n", 400, b"malformed request target"),
+        (b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 403, b"node token"),
     ],
-    ids=["not-http", "bad-length", "upgrade", "huge-header", "huge-url"],
+    ids=["not-http", "bad-length", "upgrade", "huge-header", "huge-url", "bad-target", "asterisk-target"],
 )
 async def test_malformed_input_gets_a_precise_status_and_a_closed_connection(listener, raw, status, phrase) -> None:  # type: ignore[no-untyped-def]
     reader, writer = await connect(listener)
@@ -273,3 +277,48 @@ def test_the_listener_serves_on_uvloop_as_the_service_runs_it(backend) -> None: 
 
     a, b = uvloop.run(one_lookup())
     assert (a.status, b.status) == (200, 404) and b"id=2101" in a.body
+
+
+class _Transport:
+    """Just enough of an asyncio transport to run the protocol without a socket."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.closed = False
+        self.eof = False
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else None
+
+    def write(self, data: bytes) -> None:
+        assert not self.eof, "wrote after its FIN"
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closed or self.eof
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=st.lists(st.binary(max_size=300), max_size=8), prefix=st.sampled_from([b"", b"POST /realtime/"]))
+async def test_any_bytes_get_http_answers_or_nothing_and_never_an_exception(backend, chunks, prefix) -> None:  # type: ignore[no-untyped-def]
+    from hotline.asterisk.realtime_http import RealtimeHTTPProtocol
+
+    rb, _, _ = backend
+    proto = RealtimeHTTPProtocol(RealtimeASGI(rb, TOKEN, ["127.0.0.0/8"]), set())
+    transport = _Transport()
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    for chunk in [prefix, *chunks]:
+        proto.data_received(chunk)  # never raises, whatever the bytes
+    if transport.out:
+        assert transport.out.startswith(b"HTTP/1.1 ")
+        answers = transport.out.count(b"HTTP/1.1 ")
+        assert answers >= 1 and b"content-length: " in transport.out
