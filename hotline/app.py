@@ -538,7 +538,7 @@ class Hotline:
                 loop.close()
 
         # the listener's thread waits for the GIL at most this long when a lookup arrives (default 5 ms)
-        sys.setswitchinterval(0.001)
+        sys.setswitchinterval(0.0005)
         thread = self._realtime_thread = threading.Thread(target=serve, name="hotline-realtime", daemon=True)
         thread.start()
         try:
