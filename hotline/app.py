@@ -381,9 +381,22 @@ class Hotline:
         else:
             await self.web(scope, receive, send)
 
+    def realtime_listener_state(self) -> dict[str, object]:
+        """The realtime listener as /health shows it: off (realtime_port = 0: served on http_port), or its
+        port and whether its thread still serves."""
+        port = self.settings.realtime_port
+        thread = self._realtime_thread
+        if not port or thread is None:
+            return {"port": 0, "running": False, "served_on": "http_port"}
+        return {"port": port, "running": thread.is_alive(), "served_on": "realtime_port"}
+
     async def _health(self, request: Request) -> JSONResponse:
+        listener = self.realtime_listener_state()
+        # the nodes read their configuration through the listener: without it no phone registers and no
+        # queue rings, so a monitor or load balancer must see it (503)
+        degraded = listener["served_on"] == "realtime_port" and not listener["running"]
         body = {
-            "status": "ok",
+            "status": "degraded: the realtime listener is not running" if degraded else "ok",
             "config_version": self.config.version,
             "nodes": self.nodes.status(),
             "realtime": {
@@ -391,6 +404,7 @@ class Hotline:
                 "errors": self.realtime.errors,
                 "contacts": self.realtime.contact_count(),
                 "pending_writes": self.realtime.pending_writes(),
+                "listener": listener,
             },
             "agents": self.agents.summary(),
             "recordings": await self.recordings.status(),
@@ -406,7 +420,7 @@ class Hotline:
                 "active_calls": len(self.journal.active_calls()),
             },
         }
-        return JSONResponse(body)
+        return JSONResponse(body, status_code=503 if degraded else 200)
 
     # ------------------------------------------------------------------ persistence of Asterisk's writes
     async def _persist_realtime(self, batch: tuple[tuple[str, tuple[Any, ...]], ...]) -> None:
@@ -551,7 +565,8 @@ class Hotline:
 
     async def stop(self) -> None:
         if self._realtime_loop is not None and self._realtime_thread is not None:
-            self._realtime_loop.call_soon_threadsafe(self._realtime_loop.stop)
+            with contextlib.suppress(RuntimeError):  # its loop already ended (and closed)
+                self._realtime_loop.call_soon_threadsafe(self._realtime_loop.stop)
             await asyncio.to_thread(self._realtime_thread.join, 10)
             self._realtime_loop = None
         if self._http is not None:
