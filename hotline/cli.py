@@ -682,6 +682,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"APIs:       REST {settings.effective_public_url}/api/docs, XML-RPC {settings.effective_public_url}/RPC2"
         )
         print(f"Asterisk:   {len(nodes)} node(s); SIP on {node.address}:{node.sip_port} (realm {settings.sip_realm})")
+        print(f"realtime:   the nodes read phones and queues from {settings.realtime_base_url}")
         for key, secret in creds:
             if key.startswith("phone "):
                 name = key.split()[1]

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.asterisk
 
 
 def test_demo_runs_a_call_center_and_stops_it(tmp_path: Path) -> None:
-    http_port = free_port()
+    http_port, realtime_port = free_port(), free_port()
     env = {**os.environ, "HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_HTTP_PORT": str(http_port),
-           "HOTLINE_AGI_PORT": str(free_port()), "HOTLINE_REALTIME_PORT": str(free_port()),
+           "HOTLINE_AGI_PORT": str(free_port()), "HOTLINE_REALTIME_PORT": str(realtime_port),
            "HOTLINE_LAB_INSTANCE": "demotest",
            "HOTLINE_NODE_ADDRESS_BASE": "127.0.0.81"}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "hotline", "demo"], env=env, stdout=subprocess.PIPE,
@@ -39,6 +39,7 @@ def test_demo_runs_a_call_center_and_stops_it(tmp_path: Path) -> None:
                 break
         out = "".join(lines)
         assert f"web:        http://127.0.0.1:{http_port}/ " in out, out
+        assert f"realtime:   the nodes read phones and queues from http://127.0.0.1:{realtime_port}/realtime" in out
         creds = dict(re.findall(r"phone (\d+): user \d+ password (\S+)", out))
         assert set(creds) == {"2001", "2002", "2003"}
         users = dict(re.findall(r"web user (\w+) \(\w+\): (\S+)", out))
