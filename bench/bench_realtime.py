@@ -23,7 +23,7 @@ res_config_pgsql runs each query as its own autocommit transaction), and CPU use
 SIPp and the rest of the machine from /proc.  Then it prints the table, the Hotline/pgsql ratios, PASS/FAIL
 against the 1.0x target and writes bench/results/realtime.json.
 
-    .venv/bin/python bench/bench_realtime.py            # default: 500 phones, 50..800 REGISTER/s, ~2.5 min
+    .venv/bin/python bench/bench_realtime.py            # default: 500 phones, 50..800 REGISTER/s, ~4 min
 """
 
 from __future__ import annotations
@@ -1048,7 +1048,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--phones", type=int, default=500, help="phones (endpoints/auths/aors) served by both")
     ap.add_argument("--first-phone", type=int, default=30000, help="name of the first phone")
-    ap.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=[50, 100, 200, 400, 800],
+    ap.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")],
+                    default=[50, 100, 200, 250, 300, 400, 500, 600, 800],
                     help="offered REGISTER/s, one step each per backend (comma separated)")  # fmt: skip
     ap.add_argument("--step-seconds", type=float, default=6.0, help="length of each step at its rate")
     ap.add_argument("--warmup-rate", type=int, default=200, help="rate of the warm-up (each phone once)")
