@@ -21,7 +21,8 @@ from starlette.routing import BaseRoute, Mount
 
 from hotline.web.api import build_api
 from hotline.web.context import WebServices
-from hotline.web.errors import error_body
+from hotline.web.error_text import localize
+from hotline.web.errors import error_body, request_language
 from hotline.web.metrics import metrics_routes
 from hotline.web.pages import page_routes
 from hotline.web.rpc_methods import rpc_routes
@@ -46,4 +47,5 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """What no route matched (e.g. a path with a newline): the same JSON error shape as the API."""
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    message = localize(str(exc.detail), request_language(request))
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)

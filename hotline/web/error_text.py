@@ -49,6 +49,8 @@ _RU: tuple[tuple[str, str], ...] = (
     (r"no call (\S+)", r"нет звонка \1"),
     (r"no route for DID (\S+)", r"нет маршрута для номера \1"),
     (r"\bnot found\b", "не найдено"),
+    (r"^Not Found$", "не найдено"),  # Starlette's own 404 (no route matched)
+    (r"^Method Not Allowed$", "метод не поддерживается"),  # Starlette's own 405
     (r"refused by the database:", "отклонено базой данных:"),
     # the form of a value
     (r"is not a field of (\S+) \(fields: (.*)\)", r"не поле ресурса \1 (поля: \2)"),

@@ -85,3 +85,12 @@ async def test_the_api_answers_errors_in_the_language_asked_for(hotline_web: Web
                                        "message": "timeout: должно быть от 0 до 2147483647 (получено -5)"}  # fmt: skip
         typed = await client.get("/api/v1/config/queues?limit=lots", headers=ru)
         assert typed.status_code == 422 and "должно быть целым числом" in typed.json()["error"]["message"]
+        # what no route answers: the framework's own 404 and 405, in the same shape and language
+        nowhere = await client.get("/api/v1/no-such-thing", headers=ru)
+        assert nowhere.status_code == 404
+        assert nowhere.json()["error"] == {"code": "not_found", "message": "не найдено"}
+        method = await client.put("/api/v1/auth/login", json={}, headers=headers)
+        assert method.status_code == 405
+        assert method.json()["error"] == {"code": "method_not_allowed", "message": "метод не поддерживается"}
+        english = await client.get("/api/v1/no-such-thing")
+        assert english.json()["error"] == {"code": "not_found", "message": "Not Found"}

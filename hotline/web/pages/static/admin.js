@@ -440,8 +440,11 @@
       return el("tr", { dataset: { key } }, writable ? el("td", { class: "admin-check" }, box) : null, ...cells, actions);
     }
 
+    /** Keys of the selected rows, in list order. */
+    const checkedKeys = () => [...tbody.querySelectorAll("input.admin-select:checked")].map((box) => box.value);
+
     async function bulk(action) {
-      const keys = [...tbody.querySelectorAll("input.admin-select:checked")].map((box) => box.value); // list order
+      const keys = checkedKeys();
       if (!keys.length) return;
       if (action === "delete" && !(await confirmDelete(t("admin.confirm_delete_many", { count: keys.length, keys: keys.join(", ") })))) return;
       let r;
@@ -477,7 +480,7 @@
         el("div", { class: "admin-actions" }, apply, cancel));
       form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        const keys = [...tbody.querySelectorAll("input.admin-select:checked")].map((box) => box.value);
+        const keys = checkedKeys();
         if (!keys.length) return;
         control.error.textContent = "";
         const message = check(control, true);

@@ -104,7 +104,7 @@
     return tile;
   }
 
-  // Every change on screen costs the browser a frame (bench/WEB.md: ~2.5 ms of CPU in headless Chromium), so
+  // Every change on screen costs the browser a frame (bench/WEB.md: ~5 ms of CPU in headless Chromium), so
   // the once-a-second tick draws only what no event drew in the last second: a tile that an event redrew
   // already shows the server's fresh longest wait, and the clock shows hours and minutes.
   function tick() {
