@@ -773,7 +773,7 @@ class CallBench:
         assert self.settings is not None
         path = self.work / "profile.pcap"
         s = self.settings
-        expr = (f"(tcp and host 127.0.0.1 and (port {s.realtime_port or s.http_port} or port {s.agi_port})) or "
+        expr = (f"(tcp and host 127.0.0.1 and (port {s.effective_realtime_port} or port {s.agi_port})) or "
                 f"(tcp and host {FULL_IP} and port {AMI_PORT})")  # fmt: skip
         with open(self.work / "tcpdump.log", "wb") as err:
             self.capture = subprocess.Popen(["tcpdump", "-i", "lo", "-n", "-U", "-s", "0", "-B", "32768", "-w",
@@ -797,7 +797,7 @@ class CallBench:
         """Per call of the full path, from a capture of Hotline's HTTP and AGI ports and the node's AMI port:
         realtime requests by family/operation, AGI sessions and commands, AMI events and bytes."""
         assert self.settings is not None
-        http, agi = self.settings.realtime_port or self.settings.http_port, self.settings.agi_port
+        http, agi = self.settings.effective_realtime_port, self.settings.agi_port
         realtime: Counter[str] = Counter()
         ami_names: Counter[str] = Counter()
         agi_sessions = agi_commands = ami_events = ami_bytes = 0

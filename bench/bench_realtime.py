@@ -791,8 +791,8 @@ class RealtimeBench:
                                 self.args.recv_timeout_ms, self.args.sipp_cpu)  # fmt: skip
         assert self.settings is not None
         if backend == "hotline":
-            backend_port: int | None = self.settings.realtime_port or self.settings.http_port
-            server_port = self.settings.realtime_port or self.settings.http_port
+            backend_port: int | None = self.settings.effective_realtime_port
+            server_port = self.settings.effective_realtime_port
         else:  # res_config_pgsql keeps one connection: its client port identifies it
             backend_port = pg_backends[0][1] if len(pg_backends) == 1 else None
             server_port = 5432

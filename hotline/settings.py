@@ -228,8 +228,13 @@ class Settings:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
 
     @property
+    def effective_realtime_port(self) -> int:
+        """The port the nodes' realtime lookups go to: the listener's, or the web server's when it is 0."""
+        return self.realtime_port or self.http_port
+
+    @property
     def realtime_base_url(self) -> str:
-        return f"http://{self.http_host}:{self.realtime_port or self.http_port}/realtime"
+        return f"http://{self.http_host}:{self.effective_realtime_port}/realtime"
 
     @property
     def effective_public_url(self) -> str:

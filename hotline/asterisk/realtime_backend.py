@@ -514,7 +514,7 @@ class RealtimeASGI:
         client = scope.get("client")
         host = client[0] if client else None
         if not self._authorised(host, token):
-            return 403, _FORBIDDEN
+            return 403, FORBIDDEN
         body = bytearray()
         while True:
             msg = await receive()
@@ -541,7 +541,8 @@ class RealtimeASGI:
     def answer(self, method: str, path: str, query: str, node: bytes, body: bytes) -> tuple[int, str]:
         """(status, text) for one whole request from a peer already authorised (address and token), whatever
         server received it: the ASGI app above or the realtime listener's own HTTP protocol
-        (hotline/asterisk/realtime_http.py). Never raises for bad input; the backend's lock is taken inside."""
+        (hotline/asterisk/realtime_http.py); both have refused a body over `max_body` already. Never raises for
+        bad input; the backend's lock is taken inside."""
         if not path.startswith(self._prefix):
             return 404, "expected /realtime/<family>/<operation>\n"
         rest = path[len(self._prefix) :].split("/")
@@ -549,8 +550,6 @@ class RealtimeASGI:
             return 404, "expected /realtime/<family>/<operation>\n"
         if method not in ("POST", "GET"):
             return 405, "use POST\n"
-        if len(body) > self._max_body:
-            return 413, f"request body over {self._max_body} bytes\n"
         node_name = node.decode("latin-1")
         if self._observe is None:
             return self.backend.handle(rest[0], rest[1], body, query, node_name)
@@ -564,7 +563,8 @@ class RealtimeASGI:
         return status, text
 
 
-_FORBIDDEN = "forbidden: realtime needs a node address and the node token\n"
+# what a peer without a node address or the node token is told, by either server
+FORBIDDEN = "forbidden: realtime needs a node address and the node token\n"
 
 
 def _running_on(loop: asyncio.AbstractEventLoop) -> bool:

@@ -21,24 +21,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any, cast
 
 import httptools
 
-from hotline.asterisk.realtime_backend import RealtimeASGI
+from hotline.asterisk.realtime_backend import FORBIDDEN, RealtimeASGI
 
 log = logging.getLogger(__name__)
 
-_REASONS = {
-    200: b"OK",
-    400: b"Bad Request",
-    403: b"Forbidden",
-    404: b"Not Found",
-    405: b"Method Not Allowed",
-    413: b"Content Too Large",
-    431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error",
-}
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 def encode_response(status: int, text: str, *, close: bool) -> bytes:
@@ -95,7 +87,7 @@ class RealtimeHTTPProtocol(asyncio.Protocol):
         self._host = peer[0] if isinstance(peer, tuple) and peer else None
         if not self._gate.address_allowed(self._host):
             log.warning("realtime: refused connection from %s (not a node address)", self._host)
-            self._fail(403, "forbidden: realtime needs a node address and the node token\n")
+            self._fail(403, FORBIDDEN)
             return
         self._connections.add(self)
 
@@ -174,7 +166,7 @@ class RealtimeHTTPProtocol(asyncio.Protocol):
             status, text = self._gate.answer(method, path, query, self._node, bytes(self._body))
         else:
             log.warning("realtime: refused request from %s (token)", self._host)
-            status, text = 403, "forbidden: realtime needs a node address and the node token\n"
+            status, text = 403, FORBIDDEN
         keep = self._parser.should_keep_alive()
         transport.write(encode_response(status, text, close=not keep))
         if not keep:
@@ -185,7 +177,7 @@ class RealtimeHTTPProtocol(asyncio.Protocol):
     def _check_head(self, n: int) -> None:
         self._head_bytes += n
         if self._head_bytes > self._max_head:
-            # counted in data_received; raising aborts the parse (HttpParserCallbackError)
+            # raising aborts the parse; data_received sees HttpParserCallbackError with the answer already sent
             self._fail(431, f"request head over {self._max_head} bytes\n")
             raise _Refused
 
@@ -208,7 +200,11 @@ class RealtimeHTTPProtocol(asyncio.Protocol):
         return None  # the peer is done: close our side too
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        if self._transport is not None and now - self.last_activity > idle_timeout:
+        if now - self.last_activity > idle_timeout:
+            self.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
             self._transport.close()
 
 
@@ -257,6 +253,6 @@ class RealtimeListener:
         if self._server is not None:
             self._server.close()
         for conn in list(self._connections):
-            conn.close_if_idle(float("inf"), 0)
+            conn.close()
         if self._server is not None:
             await self._server.wait_closed()
