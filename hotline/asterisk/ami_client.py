@@ -97,6 +97,12 @@ class AMIClient:
             raise AsteriskError(f"{self.name}: {action} failed: {reply.get('Message', 'error')}")
         return reply
 
+    async def command(self, command: str, *, timeout: float | None = None) -> tuple[bool, list[str]]:
+        """Run a CLI command (action Command): whether it succeeded, and its output lines.  A command that
+        fails (CLI_FAILURE) answers `Response: Error` with its output; that is returned, not raised."""
+        reply = (await self._send("Command", {"Command": command}, is_list=False, timeout=timeout))[0]
+        return reply.get("Response", "").lower() == "success", reply.getall("Output")
+
     async def action_list(
         self,
         action: str,

@@ -419,3 +419,47 @@ def test_uploaded_music_on_hold_and_queue_overflow(lab: Lab) -> None:
     assert summaries[0] == "DID 5304 -> queue cc-hold"
     assert summaries[1].startswith("queue cc-hold TIMEOUT -> overflow hang up")
     assert rec.queue_wait_s is not None and 2.5 <= rec.queue_wait_s <= 6
+
+
+def _add_phone(lab: Lab, name: str, password: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hotline", "--config", str(lab.workdir / "hotline.toml"), "phone", "add", name,
+         "--password-stdin"], input=password + "\n", capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
+def _queue_call_reaches(lab: Lab, phone: str, port: int, agent: str) -> None:
+    with Sipp(lab.workdir, "answer_hangup.xml", "", local_ip="127.0.0.1", port=port, duration_ms=500,
+              timeout_s=20, uas=True) as desk:  # fmt: skip
+        wait_for(desk.listening, 5, f"desk {phone} to listen")
+        caller = _caller()
+        call = _carrier_call(lab, "5300", port + 1, "caller_waits.xml", caller).run()
+        desk_res = desk.wait()
+    assert call.ok and desk_res.ok, call.stdout[-2000:] + desk_res.stdout[-2000:]
+    assert _call_of(lab, caller).agent_number == agent
+
+
+def test_phones_added_later_are_rung_by_the_queue(lab: Lab) -> None:
+    """PJSIP follows the registrations (device state) only of the AORs it learnt when it loaded; Hotline
+    makes every node learn each phone, whether added while the node runs or while Hotline was down."""
+    _logoff_everyone(lab)
+    lab.hotline.stop()  # a phone added while the service is down: the node learns it when Hotline reconnects
+    _add_phone(lab, "2209", "new-desk-pw-2209")
+    lab.hotline.start()
+    lab.hotline.wait_nodes_connected()
+    _add_phone(lab, "2210", "new-desk-pw-2210")  # and one added while everything runs
+    version = lab.config.version()
+    wait_for(lambda: all((n["cache_version"] or 0) >= version for n in lab.hotline.health()["nodes"]), 10,
+             "the node to learn the new phones")  # fmt: skip
+    for agent, name, phone, port in (("1009", "Vera", "2209", 5741), ("1010", "Gleb", "2210", 5751)):
+        _cli(lab, "agent", "add", agent, name, "--pin", "1357")
+        _cli(lab, "agent", "queue", agent, "cc-sales")
+        res = Sipp(lab.workdir, "register.xml", lab.sip_target, local_ip="127.0.0.1", port=port,
+                   keys={"user": phone, "expires": "300"}, timeout_s=10,
+                   extra_args=("-au", phone, "-ap", f"new-desk-pw-{phone}")).run()  # fmt: skip
+        assert res.ok, res.stdout[-2000:]
+        _cli(lab, "agent", "login", agent, "--phone", phone)
+        try:
+            _queue_call_reaches(lab, phone, port, agent)
+        finally:
+            _cli(lab, "agent", "logoff", agent)

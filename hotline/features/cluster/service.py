@@ -48,12 +48,16 @@ class NodeService:
         self._version = 0
         self.cache_version: dict[str, int] = {}
         self._sync_locks: dict[str, asyncio.Lock] = {}
+        # phones whose AOR each node's endpoint-state machinery is known to hold (see _sync_phone_states)
+        self._phone_names: tuple[str, ...] = ()
+        self._state_known: dict[str, set[str]] = {}
 
     def on_snapshot(self, snap: ConfigSnapshot) -> None:
         self._manage_clients(snap)
         key = tuple((p.name, p.digest_md5, p.digest_sha256, p.realm, p.context, p.callerid, p.codecs,
                      p.max_contacts, p.enabled) for p in snap.phones)  # fmt: skip
         self._version = snap.version
+        self._phone_names = tuple(p.name for p in snap.phones if p.enabled)
         if key != self._phones_key:
             self._phones_key = key
             self._phones_version = snap.version
@@ -78,8 +82,40 @@ class NodeService:
             except HotlineError as exc:
                 log.warning("node %s: cache refresh failed (%s); it expires within %d s", name, exc, CACHE_LIFETIME_S)
                 return
+            if not await self._sync_phone_states(name, client):
+                return
             self.cache_version[name] = max(self.cache_version.get(name, 0), version)
             log.info("node %s: PJSIP caches refreshed at configuration version %d", name, version)
+
+    async def _sync_phone_states(self, name: str, client: AMIClient) -> bool:
+        """Make the node follow the registrations of every phone, so its device state is right.
+
+        PJSIP computes an endpoint's state (Unavailable / Not in use) from its AOR's contacts only for AORs it
+        learnt when res_pjsip loaded (or through its sorcery observers, which realtime rows never trigger).  A
+        phone added while the node runs, or present when the node started without Hotline answering, would
+        register but stay Unavailable for ever, and no queue would ring it.  `pjsip reload qualify aor X`
+        makes the node learn that AOR (and its registered contacts) without any reload of configuration;
+        `pjsip show qualify aor X` tells, without a realtime lookup, whether it is needed.  Done for each
+        phone once per AMI connection (the node may have restarted), then for each new phone."""
+        known = self._state_known.setdefault(name, set())
+        for phone in self._phone_names:
+            if phone in known:
+                continue
+            try:
+                known_here, _ = await client.command(f"pjsip show qualify aor {phone}")
+                if not known_here:
+                    ok, out = await client.command(f"pjsip reload qualify aor {phone}")
+                    if ok:
+                        log.info("node %s: now following the registrations of phone %s", name, phone)
+                    else:  # not served to this node (yet): checked again on the next change or reconnect
+                        log.warning("node %s: phone %s: %s", name, phone, " ".join(out) or "reload qualify failed")
+                        continue
+            except HotlineError as exc:
+                log.warning("node %s: could not check phone %s's device state (%s); retried on the next change",
+                            name, phone, exc)  # fmt: skip
+                return False
+            known.add(phone)
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -146,6 +182,7 @@ class NodeService:
 
     def _stop(self, name: str) -> None:
         self.clients.pop(name, None)
+        self._state_known.pop(name, None)
         task = self._tasks.pop(name, None)
         if task is not None:
             task.cancel()
@@ -159,6 +196,7 @@ class NodeService:
             self._spawn(self._sync_caches(name))
         else:
             self.cache_version.pop(name, None)
+            self._state_known.pop(name, None)  # the node may come back restarted
 
     async def _write_state(self, name: str, up: bool, version: str) -> None:
         try:
