@@ -99,7 +99,7 @@ MODULES = (
 )
 
 # The node-side caches of realtime objects, by their sorcery names (section/type), and their safety lifetime.
-SORCERY_CACHES = ("res_pjsip/auth",)
+SORCERY_CACHES = ("res_pjsip/endpoint", "res_pjsip/auth", "res_pjsip/aor")
 CACHE_LIFETIME_S = 600
 
 #: AMI events the node never generates (manager.conf `disabledevents`, global: Hotline is the node's only AMI
@@ -298,22 +298,26 @@ def _extconfig_conf(settings: Settings) -> str:
 
 
 def _sorcery_conf() -> str:
-    # Static objects (the carrier trunk) come from pjsip.conf, phones from realtime; config first.
+    # Static objects (the carrier trunk) come from pjsip.conf, phones from realtime.
     # Identify stays static: realtime identify costs a /multi on every request (trap 7).
     #
-    # Auths are also held in the node's own memory (full_backend_cache): a REGISTER then costs no realtime
-    # request for them (each curl request costs the node ~0.8 ms of CPU in func_curl's autoservice,
-    # bench/REALTIME.md). Hotline keeps this cache current: after every change to phones and on every AMI
-    # (re)connect it sends SorceryMemoryCachePopulate (features/cluster/service.py); object_lifetime_maximum
-    # bounds staleness if that ever fails. Endpoints and AORs are NOT cached: seen on Asterisk 22.10, with
-    # a memory cache on endpoints (with or without full_backend_cache) a registered endpoint's device
-    # state stays Unavailable, so queues never ring it (docs/lab.md).
+    # Endpoints, auths and AORs are held in the node's own memory (res_sorcery_memory_cache with
+    # full_backend_cache): a call or a REGISTER then costs no realtime request for them (each curl request
+    # costs the node ~0.6-0.8 ms of CPU in func_curl's autoservice, bench/REALTIME.md; an endpoint is also
+    # looked up on every device-state change of its channels). Hotline keeps the caches current: after every
+    # change to phones and on every AMI (re)connect it sends SorceryMemoryCachePopulate
+    # (features/cluster/service.py); object_lifetime_maximum bounds staleness if that ever fails.
+    # The cache must be the FIRST wizard of its type: filling it, sorcery asks the other wizards for every
+    # object and stops at the first caching wizard once it holds any, so a cache listed after the
+    # pjsip.conf wizard held only the carrier, and phones looked up past it stayed Unavailable (docs/lab.md).
     return f"""[res_pjsip]
+endpoint/cache = memory_cache,full_backend_cache=yes,object_lifetime_maximum={CACHE_LIFETIME_S},expire_on_reload=yes
 endpoint = config,pjsip.conf,criteria=type=endpoint
 endpoint = realtime,ps_endpoints
-auth = config,pjsip.conf,criteria=type=auth
 auth/cache = memory_cache,full_backend_cache=yes,object_lifetime_maximum={CACHE_LIFETIME_S},expire_on_reload=yes
+auth = config,pjsip.conf,criteria=type=auth
 auth = realtime,ps_auths
+aor/cache = memory_cache,full_backend_cache=yes,object_lifetime_maximum={CACHE_LIFETIME_S},expire_on_reload=yes
 aor = config,pjsip.conf,criteria=type=aor
 aor = realtime,ps_aors
 contact = realtime,ps_contacts
