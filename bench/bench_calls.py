@@ -80,12 +80,18 @@ from hotline.db.repositories import ConfigRepository  # noqa: E402
 from hotline.db.repositories.agents import AgentStateRepository  # noqa: E402
 from hotline.db.repositories.callcenter import CallCenterRepository  # noqa: E402
 from hotline.domain.config import ConfigSnapshot  # noqa: E402
+from hotline.errors import LabError  # noqa: E402
 from hotline.features.agents.service import AgentService  # noqa: E402
 from hotline.settings import Settings, load_settings  # noqa: E402
 
 SIPP_DIR = HERE / "sipp"
 RESULTS = HERE / "results" / "calls.json"
 TARGET_RATIO = 0.9
+
+
+class NodeStuck(Exception):
+    """A node that does not get back to idle between steps: its ladder ends."""
+
 
 # Lab instances and loopback addresses reserved for this benchmark (never e2e/main/e2ecc/e2ectl, .11, .51-.53).
 FULL_INSTANCE, STATIC_INSTANCE = "benchfull", "benchstatic"
@@ -728,13 +734,28 @@ class CallBench:
         m = re.search(r"(\d+) active channels?", out)
         return int(m.group(1)) if m else -1
 
-    def wait_idle(self, backend: str, timeout: float = 20) -> None:
-        """No channel left on the node (calls of the last step ended); hang up stragglers at the deadline."""
+    def wait_idle(self, backend: str, timeout: float = 20, give_up: float = 120) -> None:
+        """No channel left on the node (calls of the last step ended); hang up stragglers at the deadline.
+
+        A node still so overloaded that its CLI times out counts as busy; one not idle after `give_up`
+        seconds raises NodeStuck, which ends that backend's ladder (the other's goes on)."""
         deadline = time.monotonic() + timeout
-        while self.channels(backend) != 0:
+        end = time.monotonic() + give_up
+        while True:
+            try:
+                left = self.channels(backend)
+            except LabError:  # the CLI timed out: still overloaded
+                left = -1
+            if left == 0:
+                break
+            if time.monotonic() > end:
+                raise NodeStuck(f"{backend}: the node still has calls (or no CLI answer) after {give_up:.0f} s")
             if time.monotonic() > deadline:
                 log(f"  {backend}: channels left after {timeout:.0f} s; hanging them up")
-                self.node(backend).cli("channel request hangup all")
+                try:
+                    self.node(backend).cli("channel request hangup all", timeout=30)
+                except LabError as exc:
+                    log(f"  {backend}: {exc}")
                 deadline = time.monotonic() + 10
                 timeout = 10
             time.sleep(0.2)  # polling the node's channel count; there is no event for "idle"
@@ -988,7 +1009,12 @@ class CallBench:
             if not active:
                 break
             for backend in active:
-                s = self.run_step(backend, "step", rate, a.step_seconds)
+                try:
+                    s = self.run_step(backend, "step", rate, a.step_seconds)
+                except NodeStuck as exc:
+                    log(f"{backend:6s} {rate:4d}/s: not run, {exc}; {backend} leaves the ladder")
+                    misses[backend] = a.stop_after
+                    continue
                 disturbed: list[float] = []
                 # The machine is shared: a step during which other work took more than --max-rest % of a CPU is
                 # measured again (at most --retries times); the last measurement counts, the others are noted.
