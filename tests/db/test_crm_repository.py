@@ -196,3 +196,23 @@ def test_an_unreachable_database_is_reported_as_such() -> None:
             repo.add("Ivan", "+74951234567")
     finally:
         engine.dispose()
+
+
+def test_caller_history_reads_customers_and_earlier_calls_together(
+    customers: CustomerRepository, engine: Engine
+) -> None:
+    """What the caller lookup reads for each inbound call, in one transaction: the same answers as the
+    two separate reads."""
+    older = customers.add("Old record", "74951234567")
+    newer = customers.add("New record", "+7 495 123 45 67")
+    customers.add("Someone else", "+74951234568")
+    CallRepository(engine).upsert_calls(
+        [call("c1", "74951234567", 1), call("c2", "+74951234567", 2), call("c3", "+74951234568", 3)]
+    )
+    found, calls = customers.caller_history("+74951234567", 5, exclude_call_id="c2")
+    assert [c.id for c in found] == [newer.id, older.id] == [c.id for c in customers.find_by_phone("74951234567")]
+    assert [c.call_id for c in calls] == ["c1"]
+    assert calls == customers.recent_calls_from("+74951234567", 5, exclude_call_id="c2")
+    assert customers.caller_history("anonymous") == ([], [])
+    with pytest.raises(ValidationError):
+        customers.caller_history("74951234567", 0)

@@ -249,12 +249,7 @@ class CustomerRepository:
         if normalized is None:
             return []
         with _translated("customer lookup failed"), read_transaction(self._engine) as conn:
-            rows = conn.execute(
-                sa.select(t.customers)
-                .where(t.customers.c.phone.in_(number_variants(normalized)))
-                .order_by(t.customers.c.updated_at.desc(), t.customers.c.id.desc())
-                .limit(20)
-            ).all()
+            rows = conn.execute(_customers_by_phone(normalized)).all()
         return [_customer(r) for r in rows]
 
     def recent_calls_from(
@@ -265,13 +260,23 @@ class CustomerRepository:
         normalized = normalize_number(number)
         if normalized is None:
             return []
-        query = sa.select(*_EARLIER_COLUMNS).where(t.calls.c.caller_num.in_(number_variants(normalized)))
-        if exclude_call_id is not None:
-            query = query.where(t.calls.c.call_id != exclude_call_id)
-        query = query.order_by(t.calls.c.started_at.desc(), t.calls.c.call_id.desc()).limit(limit)
         with _translated("call history read failed"), read_transaction(self._engine) as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_calls_from(normalized, limit, exclude_call_id)).all()
         return [_earlier_call(r) for r in rows]
+
+    def caller_history(
+        self, number: str, limit: int = 5, *, exclude_call_id: str | None = None
+    ) -> tuple[builtins.list[Customer], builtins.list[EarlierCall]]:
+        """`find_by_phone` and `recent_calls_from` in one read transaction: what the caller lookup reads for
+        every inbound call (one BEGIN/COMMIT instead of two)."""
+        _int("limit", limit, minimum=1, maximum=1000)
+        normalized = normalize_number(number)
+        if normalized is None:
+            return [], []
+        with _translated("customer lookup failed"), read_transaction(self._engine) as conn:
+            customers = conn.execute(_customers_by_phone(normalized)).all()
+            calls = conn.execute(_calls_from(normalized, limit, exclude_call_id)).all()
+        return [_customer(r) for r in customers], [_earlier_call(r) for r in calls]
 
     def list(self, *, search: str | None = None, limit: int = 100, offset: int = 0) -> builtins.list[Customer]:
         """Customers ordered by name; `search` matches part of the name (any case), part of the phone
@@ -293,3 +298,19 @@ class CustomerRepository:
         with _translated("customer read failed"), read_transaction(self._engine) as conn:
             rows = conn.execute(query).all()
         return [_customer(r) for r in rows]
+
+
+def _customers_by_phone(normalized: str) -> sa.Select[Any]:
+    return (
+        sa.select(t.customers)
+        .where(t.customers.c.phone.in_(number_variants(normalized)))
+        .order_by(t.customers.c.updated_at.desc(), t.customers.c.id.desc())
+        .limit(20)
+    )
+
+
+def _calls_from(normalized: str, limit: int, exclude_call_id: str | None) -> sa.Select[Any]:
+    query = sa.select(*_EARLIER_COLUMNS).where(t.calls.c.caller_num.in_(number_variants(normalized)))
+    if exclude_call_id is not None:
+        query = query.where(t.calls.c.call_id != exclude_call_id)
+    return query.order_by(t.calls.c.started_at.desc(), t.calls.c.call_id.desc()).limit(limit)

@@ -448,8 +448,7 @@ class CallerLookupService:
         return task
 
     def _read_db(self, number: str, call_id: str | None) -> tuple[Customer | None, tuple[EarlierCall, ...]]:
-        customers = self._repo.find_by_phone(number)
-        calls = self._repo.recent_calls_from(number, self._earlier, exclude_call_id=call_id)
+        customers, calls = self._repo.caller_history(number, self._earlier, exclude_call_id=call_id)
         return (customers[0] if customers else None), tuple(calls)
 
     def _db_done(self, task: asyncio.Task[tuple[Customer | None, tuple[EarlierCall, ...]]]) -> None:
