@@ -937,8 +937,13 @@ class CallBench:
             if routed:
                 step.hotline_ms_per_call = round(pct["hotline"] * 10 * wall / step.calls, 2)
         # --- the full path's own counters (after the node is idle and the journal written)
-        self.wait_idle(backend)
-        if routed and before is not None and step.calls:
+        idle = True
+        try:
+            self.wait_idle(backend)
+        except NodeStuck as exc:  # the step stays measured; the next one will not start on this node
+            log(f"  {backend}: {exc}; this step's per-call counters are skipped")
+            idle = False
+        if idle and routed and before is not None and step.calls:
             after = self.health()
             n = step.calls
             step.per_call = {
@@ -1021,7 +1026,12 @@ class CallBench:
                 while s.cpu_pct.get("rest", 0.0) > a.max_rest and len(disturbed) < a.retries:
                     disturbed.append(s.cpu_pct["rest"])
                     log(f"{backend:6s} {rate:4d}/s: other work used {s.cpu_pct['rest']:.0f}% of a CPU; measuring again")
-                    s = self.run_step(backend, "step", rate, a.step_seconds)
+                    try:
+                        s = self.run_step(backend, "step", rate, a.step_seconds)
+                    except NodeStuck as exc:  # the disturbed measurement is kept
+                        log(f"{backend:6s} {rate:4d}/s: not measured again, {exc}; {backend} leaves the ladder")
+                        misses[backend] = a.stop_after - 1  # and this step, counted below, ends it if not carried
+                        break
                 s.disturbed_attempts = disturbed
                 steps.append(s)
                 misses[backend] = 0 if s.carried else misses[backend] + 1

@@ -60,6 +60,19 @@ class FakeAMI:
             w.write(
                 f"Event: QueueStatusComplete\r\nActionID: {aid}\r\nEventList: Complete\r\nListItems: 2\r\n\r\n".encode()
             )
+        elif name == "command":  # as main/manager.c action_command: Error when the CLI command failed
+            cmd = msg.get("Command") or ""
+            if cmd.startswith("pjsip show qualify aor "):
+                aor = cmd.rsplit(" ", 1)[1]
+                ok = aor == "2001"
+                out = (" * AOR '2001'\r\nOutput:   Qualify frequency    : 0 sec" if ok
+                       else f"Unable to retrieve aor '{aor}' qualify options")  # fmt: skip
+                w.write(
+                    f"Response: {'Success' if ok else 'Error'}\r\nActionID: {aid}\r\n"
+                    f"Message: Command output follows\r\nOutput: {out}\r\n\r\n".encode()
+                )
+            else:
+                w.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Command blacklisted\r\n\r\n".encode())
         else:
             w.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Invalid/unknown command\r\n\r\n".encode())
 
@@ -153,3 +166,24 @@ async def test_keepalive_pings_while_idle(ami: tuple[FakeAMI, int]) -> None:
         while sum(1 for a in fake.actions if a.get("Action") == "Ping") < 3:
             await asyncio.sleep(0.02)  # polling the server's record of pings
     assert client.connects == 1
+
+
+async def test_command_returns_the_outcome_and_output_of_a_cli_command(ami: tuple[FakeAMI, int]) -> None:
+    """A CLI command that fails answers Response: Error with its output: returned, not raised."""
+    fake, port = ami
+    async with running(port) as (client, _):
+        await client.wait_connected(5)
+        assert await client.command("pjsip show qualify aor 2001") == (
+            True,
+            [" * AOR '2001'", "  Qualify frequency    : 0 sec"],
+        )
+        assert await client.command("pjsip show qualify aor 2209") == (
+            False,
+            ["Unable to retrieve aor '2209' qualify options"],
+        )
+        assert await client.command("core stop now") == (False, [])
+    assert [m.get("Command") for m in fake.actions if m.get("Action") == "Command"] == [
+        "pjsip show qualify aor 2001",
+        "pjsip show qualify aor 2209",
+        "core stop now",
+    ]

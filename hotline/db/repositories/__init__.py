@@ -28,7 +28,6 @@ import json
 import math
 import re
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect, Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.compiler import Compiled
 
@@ -260,7 +259,7 @@ def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, An
 # run two of them per batch; profiled at 20 calls/s (bench_calls, py-spy), compiling was ~10 % of Hotline's
 # CPU.  These statements depend only on the dialect and the parameter keys: compile each once and run the
 # compiled form (Connection.execute accepts a Compiled; types, bind processors and executemany as usual).
-_COMPILED: weakref.WeakKeyDictionary[Dialect, dict[tuple[Any, ...], Compiled]] = weakref.WeakKeyDictionary()
+_COMPILED_ATTR = "_hotline_compiled"  # kept on the engine's dialect: it goes with the engine (a Compiled refers to it)
 
 
 def _execute_compiled_once(
@@ -277,7 +276,10 @@ def _execute_compiled_once(
     keys = sorted(rows[0])
     many = len(rows) > 1
     ck = (name, tuple(keys), many)
-    per_dialect = _COMPILED.setdefault(dialect, {})  # one engine's dialect: its version and paramstyle
+    per_dialect: dict[tuple[Any, ...], Compiled] | None = getattr(dialect, _COMPILED_ATTR, None)
+    if per_dialect is None:  # one engine's dialect: its server version and paramstyle
+        per_dialect = {}
+        setattr(dialect, _COMPILED_ATTR, per_dialect)
     compiled = per_dialect.get(ck)
     if compiled is None:
         stmt = build(dialect.name)

@@ -24,6 +24,7 @@ from hotline.protocols.ami import Message
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
+CACHE_REFRESH_S = CACHE_LIFETIME_S / 3  # the nodes' PJSIP caches are refilled this often, even without changes
 
 
 class NodeService:
@@ -51,9 +52,12 @@ class NodeService:
         # phones whose AOR each node's endpoint-state machinery is known to hold (see _sync_phone_states)
         self._phone_names: tuple[str, ...] = ()
         self._state_known: dict[str, set[str]] = {}
+        self._refresh_task: asyncio.Task[None] | None = None
 
     def on_snapshot(self, snap: ConfigSnapshot) -> None:
         self._manage_clients(snap)
+        if self._refresh_task is None:
+            self._refresh_task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="node-caches")
         key = tuple((p.name, p.digest_md5, p.digest_sha256, p.realm, p.context, p.callerid, p.codecs,
                      p.max_contacts, p.enabled) for p in snap.phones)  # fmt: skip
         self._version = snap.version
@@ -87,6 +91,18 @@ class NodeService:
             self.cache_version[name] = max(self.cache_version.get(name, 0), version)
             log.info("node %s: PJSIP caches refreshed at configuration version %d", name, version)
 
+    async def _refresh_loop(self) -> None:
+        """Refresh every node's caches well before they expire, and check again that it follows every phone.
+
+        Without it the caches, filled at one moment, would all expire together CACHE_LIFETIME_S after the last
+        change, and the next SIP request would refill them from realtime on the call path; and a node whose
+        res_pjsip was reloaded by hand (dropping AORs it could not read then) would not be noticed."""
+        while True:
+            await asyncio.sleep(CACHE_REFRESH_S)
+            for name in list(self.clients):
+                self._state_known.pop(name, None)  # `pjsip show qualify aor` costs the node no realtime lookup
+                await self._sync_caches(name)
+
     async def _sync_phone_states(self, name: str, client: AMIClient) -> bool:
         """Make the node follow the registrations of every phone, so its device state is right.
 
@@ -98,6 +114,7 @@ class NodeService:
         `pjsip show qualify aor X` tells, without a realtime lookup, whether it is needed.  Done for each
         phone once per AMI connection (the node may have restarted), then for each new phone."""
         known = self._state_known.setdefault(name, set())
+        complete = True
         for phone in self._phone_names:
             if phone in known:
                 continue
@@ -107,15 +124,16 @@ class NodeService:
                     ok, out = await client.command(f"pjsip reload qualify aor {phone}")
                     if ok:
                         log.info("node %s: now following the registrations of phone %s", name, phone)
-                    else:  # not served to this node (yet): checked again on the next change or reconnect
+                    else:  # not served to this node (yet): checked again at the next change or refresh
                         log.warning("node %s: phone %s: %s", name, phone, " ".join(out) or "reload qualify failed")
+                        complete = False
                         continue
             except HotlineError as exc:
                 log.warning("node %s: could not check phone %s's device state (%s); retried on the next change",
                             name, phone, exc)  # fmt: skip
                 return False
             known.add(phone)
-        return True
+        return complete
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -233,6 +251,8 @@ class NodeService:
         ]
 
     async def stop(self) -> None:
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
         for t in list(self._state_tasks):
             t.cancel()
         tasks = list(self._tasks.values())
