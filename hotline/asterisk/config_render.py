@@ -305,8 +305,9 @@ def _sorcery_conf() -> str:
     # full_backend_cache): a call or a REGISTER then costs no realtime request for them (each curl request
     # costs the node ~0.6-0.8 ms of CPU in func_curl's autoservice, bench/REALTIME.md; an endpoint is also
     # looked up on every device-state change of its channels). Hotline keeps the caches current: after every
-    # change to phones and on every AMI (re)connect it sends SorceryMemoryCachePopulate
-    # (features/cluster/service.py); object_lifetime_maximum bounds staleness if that ever fails.
+    # change to phones, on every AMI (re)connect and every CACHE_LIFETIME_S/3 it sends
+    # SorceryMemoryCachePopulate (features/cluster/service.py); object_lifetime_maximum bounds staleness if
+    # that ever fails.
     # The cache must be the FIRST wizard of its type: filling it, sorcery asks the other wizards for every
     # object and stops at the first caching wizard once it holds any, so a cache listed after the
     # pjsip.conf wizard held only the carrier, and phones looked up past it stayed Unavailable (docs/lab.md).
