@@ -62,10 +62,10 @@ def _cli(lab: Lab, *args: str) -> str:
     return out.stdout
 
 
-def _register(lab: Lab, phone: str, port: int) -> None:
+def _register(lab: Lab, phone: str, port: int, password: str | None = None) -> None:
     res = Sipp(lab.workdir, "register.xml", lab.sip_target, local_ip="127.0.0.1", port=port,
                keys={"user": phone, "expires": "300"}, timeout_s=10,
-               extra_args=("-au", phone, "-ap", CC_PASSWORDS[phone])).run()  # fmt: skip
+               extra_args=("-au", phone, "-ap", password or CC_PASSWORDS[phone])).run()  # fmt: skip
     assert res.ok, res.stdout[-2000:]
 
 
@@ -421,13 +421,6 @@ def test_uploaded_music_on_hold_and_queue_overflow(lab: Lab) -> None:
     assert rec.queue_wait_s is not None and 2.5 <= rec.queue_wait_s <= 6
 
 
-def _add_phone(lab: Lab, name: str, password: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "hotline", "--config", str(lab.workdir / "hotline.toml"), "phone", "add", name,
-         "--password-stdin"], input=password + "\n", capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-
-
 def _queue_call_reaches(lab: Lab, phone: str, port: int, agent: str) -> None:
     with Sipp(lab.workdir, "answer_hangup.xml", "", local_ip="127.0.0.1", port=port, duration_ms=500,
               timeout_s=20, uas=True) as desk:  # fmt: skip
@@ -444,20 +437,17 @@ def test_phones_added_later_are_rung_by_the_queue(lab: Lab) -> None:
     makes every node learn each phone, whether added while the node runs or while Hotline was down."""
     _logoff_everyone(lab)
     lab.hotline.stop()  # a phone added while the service is down: the node learns it when Hotline reconnects
-    _add_phone(lab, "2209", "new-desk-pw-2209")
+    lab.config.add_phone("2209", "new-desk-pw-2209", realm=lab.settings.sip_realm)
     lab.hotline.start()
     lab.hotline.wait_nodes_connected()
-    _add_phone(lab, "2210", "new-desk-pw-2210")  # and one added while everything runs
+    lab.config.add_phone("2210", "new-desk-pw-2210", realm=lab.settings.sip_realm)  # and one while all runs
     version = lab.config.version()
     wait_for(lambda: all((n["cache_version"] or 0) >= version for n in lab.hotline.health()["nodes"]), 10,
              "the node to learn the new phones")  # fmt: skip
     for agent, name, phone, port in (("1009", "Vera", "2209", 5741), ("1010", "Gleb", "2210", 5751)):
         _cli(lab, "agent", "add", agent, name, "--pin", "1357")
         _cli(lab, "agent", "queue", agent, "cc-sales")
-        res = Sipp(lab.workdir, "register.xml", lab.sip_target, local_ip="127.0.0.1", port=port,
-                   keys={"user": phone, "expires": "300"}, timeout_s=10,
-                   extra_args=("-au", phone, "-ap", f"new-desk-pw-{phone}")).run()  # fmt: skip
-        assert res.ok, res.stdout[-2000:]
+        _register(lab, phone, port, f"new-desk-pw-{phone}")
         _cli(lab, "agent", "login", agent, "--phone", phone)
         try:
             _queue_call_reaches(lab, phone, port, agent)

@@ -112,7 +112,7 @@ class NodeService:
         register but stay Unavailable for ever, and no queue would ring it.  `pjsip reload qualify aor X`
         makes the node learn that AOR (and its registered contacts) without any reload of configuration;
         `pjsip show qualify aor X` tells, without a realtime lookup, whether it is needed.  Done for each
-        phone once per AMI connection (the node may have restarted), then for each new phone."""
+        phone on each AMI connection (the node may have restarted) and each refresh, and for each new phone."""
         known = self._state_known.setdefault(name, set())
         complete = True
         for phone in self._phone_names:
