@@ -530,18 +530,29 @@ class CallerLookupService:
             headers["Authorization"] = f"Bearer {self._token}"
         async with self._client.stream("GET", url, headers=headers) as resp:
             if resp.status_code in (204, 404):
+                # Read the (empty or short) body to its end: a response closed unread closes its connection,
+                # and the next lookup would open a new one (with TLS, a handshake per unknown caller).  A
+                # not-found page over the size limit is not read on: that one connection is dropped.
+                await self._read_body(resp)
                 return None
             if resp.status_code != 200:
                 raise ProtocolError(f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip())
             length = resp.headers.get("content-length", "")
             if length.isdigit() and int(length) > self._max_bytes:
                 raise ProtocolError(f"answer larger than {self._max_bytes} bytes (Content-Length {length})")
-            body = bytearray()
-            async for chunk in resp.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise ProtocolError(f"answer larger than {self._max_bytes} bytes")
-        return parse_crm_answer(bytes(body), max_bytes=self._max_bytes)
+            body = await self._read_body(resp)
+            if body is None:
+                raise ProtocolError(f"answer larger than {self._max_bytes} bytes")
+        return parse_crm_answer(body, max_bytes=self._max_bytes)
+
+    async def _read_body(self, resp: httpx.Response) -> bytes | None:
+        """The whole body, or None as soon as it exceeds the size limit (the rest is left unread)."""
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():
+            body += chunk
+            if len(body) > self._max_bytes:
+                return None
+        return bytes(body)
 
     # ------------------------------------------------------------------ helpers
     def _remember(self, call_id: str | None, info: CallerInfo) -> CallerInfo:

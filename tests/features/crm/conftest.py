@@ -36,6 +36,7 @@ class FakeCrm:
     answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     streamed: dict[str, int] = field(default_factory=dict)  # number -> chunked body of that many bytes
     requests: list[CrmRequest] = field(default_factory=list)
+    connections: list[tuple[str, int]] = field(default_factory=list)  # the client address of each request
     gate: asyncio.Event | None = None  # when set (closed), every request waits until it opens
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,6 +52,8 @@ class FakeCrm:
         self.requests.append(
             CrmRequest(number, request.query_params.get("did"), request.url.query, request.headers.get("authorization"))
         )
+        if request.client is not None:
+            self.connections.append((request.client.host, request.client.port))
         self.arrived.set()
         if self.gate is not None:
             await self.gate.wait()

@@ -115,6 +115,22 @@ async def test_found_false_and_empty_answers_mean_unknown(customers: CustomerRep
             assert (info.name, info.sources, info.errors) == (None, (), ()), number
 
 
+async def test_not_found_answers_keep_the_connection_open(customers: CustomerRepository, crm: FakeCrm) -> None:
+    # Most callers are unknown to the CRM: each of them must not cost a new connection (with https, a TLS
+    # handshake).  A not-found page over the size limit still means "not found"; only its connection goes.
+    crm.answers["2"] = (204, b"")
+    crm.answers["3"] = (404, b"<html>" + b"no such customer " * 20 + b"</html>")
+    crm.answer("4", {"found": True, "name": "Known Customer"})
+    crm.answers["5"] = (404, b"x" * 8192)
+    async with service(customers, crm.url, max_answer_bytes=4096) as svc:
+        infos = [await svc.lookup(number) for number in ("1", "2", "3", "4", "5", "6")]
+    assert [(i.name, i.errors) for i in infos] == [(None, ())] * 3 + [("Known Customer", ())] + [(None, ())] * 2
+    assert [r.number for r in crm.requests] == ["1", "2", "3", "4", "5", "6"]
+    first, rest = crm.connections[:5], crm.connections[5:]
+    assert len(set(first)) == 1, f"one connection for the first five lookups, not {crm.connections}"
+    assert rest and rest[0] != first[0], "the oversized not-found page dropped its connection"
+
+
 async def test_positive_and_negative_answers_are_cached_with_their_own_ttl(
     customers: CustomerRepository, crm: FakeCrm
 ) -> None:
