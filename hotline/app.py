@@ -194,6 +194,7 @@ class Hotline:
             retention_days=settings.recording_retention_days,
             incomplete_grace_s=settings.recording_incomplete_grace,
             scan_interval_s=settings.recording_scan_interval,
+            gather_s=settings.journal_flush_interval,
         )
         self.recording_starter = RecordingStarter(
             lambda: self.config.snapshot, self.agents.agent_on_phone, self._ami_action

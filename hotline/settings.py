@@ -183,7 +183,9 @@ class Settings:
     ami_reconnect_max: float = _s(30.0, "Longest back-off in seconds between AMI reconnect attempts.")
     # --- journal
     journal_batch_size: int = _s(500, "Events written in one transaction at most.")
-    journal_flush_interval: float = _s(0.2, "Seconds between journal flushes.")
+    journal_flush_interval: float = _s(
+        0.2, "Seconds between journal flushes; also how long AMI facts about recordings are gathered into one write."
+    )
     journal_max_pending: int = _s(100_000, "Events held in memory before the oldest are refused.")
     call_idle_timeout: float = _s(
         3600.0, "Seconds after which an unfinished call without events is closed in the journal."

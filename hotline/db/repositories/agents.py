@@ -77,11 +77,22 @@ def _status_values(st: AgentStatus) -> dict[str, object]:
     }
 
 
-def _save(conn: Connection, st: AgentStatus) -> None:
-    values = _status_values(st)
-    done = conn.execute(sa.update(t.agent_status).where(t.agent_status.c.agent_id == st.agent_id).values(**values))
-    if done.rowcount == 0:
-        conn.execute(sa.insert(t.agent_status).values(agent_id=st.agent_id, **values))
+# One UPDATE for all agents of a batch (executemany; the SET columns come from the parameters' keys):
+# a busy flush touches a dozen agents, and a statement per agent was ~5 % of Hotline's CPU under load.
+_UPDATE_STATUS = sa.update(t.agent_status).where(t.agent_status.c.agent_id == sa.bindparam("b_agent_id"))
+
+
+def _save_all(conn: Connection, statuses: Sequence[AgentStatus]) -> None:
+    """Store each agent's state: an UPDATE of the existing rows, in the given order (a phone moving from
+    one agent to another is freed first when it comes first), then an INSERT of the agents without one."""
+    ids = [st.agent_id for st in statuses]
+    have = set(conn.execute(sa.select(t.agent_status.c.agent_id).where(t.agent_status.c.agent_id.in_(ids))).scalars())
+    updates = [{"b_agent_id": st.agent_id, **_status_values(st)} for st in statuses if st.agent_id in have]
+    if updates:
+        conn.execute(_UPDATE_STATUS, updates)
+    inserts = [{"agent_id": st.agent_id, **_status_values(st)} for st in statuses if st.agent_id not in have]
+    if inserts:
+        conn.execute(sa.insert(t.agent_status), inserts)
 
 
 def _journal(conn: Connection, transitions: Sequence[Transition]) -> None:
@@ -90,8 +101,7 @@ def _journal(conn: Connection, transitions: Sequence[Transition]) -> None:
     if not transitions:
         return
     latest = {tr.new.agent_id: tr.new for tr in transitions}
-    for st in latest.values():
-        _save(conn, st)
+    _save_all(conn, list(latest.values()))
     conn.execute(
         sa.insert(t.agent_events),
         [

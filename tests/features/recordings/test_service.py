@@ -9,6 +9,7 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -352,6 +353,36 @@ async def test_on_ami_only_queues_and_is_bounded(make_service: ServiceFactory, r
             return service.queued() == 0 and len(await rows(repo, call_id)) == 3
 
         await eventually(drained, what="the queued facts to be registered")
+
+
+async def test_facts_arriving_together_are_applied_in_one_batch(
+    make_service: ServiceFactory, repo: RecordingRepository, node_dir: Path
+) -> None:
+    # On a busy node every call's Hangups arrive a few ms apart; each batch is a hop to a worker thread and
+    # one transaction, so the intake gathers what arrives within `gather_s` of the first fact.
+    service = make_service(gather_s=0.5)
+    batches: list[int] = []
+    apply = service._apply
+
+    def counting_apply(batch: list[Any]) -> bool:
+        batches.append(len(batch))
+        return apply(batch)
+
+    service._apply = counting_apply  # type: ignore[method-assign]
+    call_id = new_call_id()
+    uids = [f"node1-9.{i}" for i in range(4)]
+    async with running(service, maintenance=False):
+        for uid in uids:  # four channels start recording, 20 ms apart
+            service.on_ami(NODE, channel_event("MixMonitorStart", call_id, uid))
+            await asyncio.sleep(0.02)
+
+        async def drained() -> bool:
+            return service.queued() == 0 and len(await rows(repo, call_id)) == 4
+
+        await eventually(drained, what="the four facts to be registered")
+    assert batches == [4]
+    with pytest.raises(ValueError, match="gather_s"):
+        make_service(gather_s=-1)
 
 
 async def test_mixmonitor_stop_ends_the_recording(
