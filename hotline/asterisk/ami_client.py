@@ -69,6 +69,9 @@ class AMIClient:
         self._ids = itertools.count(1)
         self._prefix = f"hl-{random.getrandbits(32):08x}-"
         self._ready = asyncio.Event()
+        # set by the node's FullyBooted event: sent right after the login when the node has finished loading
+        # its modules, else when it does.  Before that, modules' actions and CLI commands may not exist yet.
+        self._booted = asyncio.Event()
         self.connected = False
         self.version: str | None = None
         self.last_event_at: float | None = None
@@ -82,6 +85,15 @@ class AMIClient:
                 await self._ready.wait()
         except TimeoutError:
             raise NodeUnavailableError(f"AMI of {self.name} not connected after {timeout:.1f} s") from None
+
+    async def wait_booted(self, timeout: float) -> bool:
+        """Wait until the connected node has said FullyBooted; False if it has not within `timeout` s."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._booted.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def action(
         self,
@@ -202,6 +214,8 @@ class AMIClient:
                     pending.future.set_result(pending.items)
             return
         if msg.is_event:
+            if msg.name == "FullyBooted":
+                self._booted.set()
             self.events_received += 1
             self.last_event_at = time.time()
             try:
@@ -240,6 +254,7 @@ class AMIClient:
         was = self.connected
         self.connected = False
         self._ready.clear()
+        self._booted.clear()
         self._writer = None
         for p in self._pending.values():
             if not p.future.done():

@@ -368,7 +368,11 @@ endpoint = carrier
 
 
 def _queues_conf() -> str:
+    # autofill: every waiting caller who has a free agent is rung at once.  app_queue's default (no) serves
+    # only the caller at the head; the others look again once a second (RECHECK), so on a busy queue callers
+    # piled up and each waited ~1 s although agents were free (bench/CALLS.md, 2026-12-07).
     return """[general]
+autofill = yes
 persistentmembers = no
 shared_lastcall = yes
 log_membername_as_agent = yes

@@ -24,6 +24,7 @@ class FakeAMI:
         self.connections = 0
         self.actions: list[Message] = []
         self.silent = False
+        self.booting = False  # the node is still loading its modules: no FullyBooted after the login
         self.writers: list[asyncio.StreamWriter] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -50,7 +51,7 @@ class FakeAMI:
                 w.close()
                 return
             w.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: Authentication accepted\r\n\r\n".encode())
-            w.write(EVENTS)
+            w.write(_without_fully_booted(EVENTS) if self.booting else EVENTS)
         elif name == "ping":
             w.write(f"Response: Success\r\nActionID: {aid}\r\nPing: Pong\r\n\r\n".encode())
         elif name == "queuestatus":
@@ -75,6 +76,11 @@ class FakeAMI:
                 w.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Command blacklisted\r\n\r\n".encode())
         else:
             w.write(f"Response: Error\r\nActionID: {aid}\r\nMessage: Invalid/unknown command\r\n\r\n".encode())
+
+
+def _without_fully_booted(stream: bytes) -> bytes:
+    messages = [m for m in stream.split(b"\r\n\r\n") if m]
+    return b"".join(m + b"\r\n\r\n" for m in messages if not m.startswith(b"Event: FullyBooted"))
 
 
 @pytest.fixture()
@@ -187,3 +193,27 @@ async def test_command_returns_the_outcome_and_output_of_a_cli_command(ami: tupl
         "pjsip show qualify aor 2209",
         "core stop now",
     ]
+
+
+async def test_wait_booted_follows_the_nodes_fully_booted_event(ami: tuple[FakeAMI, int]) -> None:
+    """Asterisk sends FullyBooted right after the login once its modules are loaded, else when they are;
+    until then a module's CLI commands answer "No such command"."""
+    fake, port = ami
+    fake.booting = True
+    async with running(port) as (client, events):
+        await client.wait_connected(5)
+        await client.action("Ping")  # the replayed events are in before the answer
+        assert "Hangup" in [m.name for m in events] and "FullyBooted" not in [m.name for m in events]
+        assert await client.wait_booted(0.1) is False
+        fake.writers[-1].write(b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n")
+        assert await client.wait_booted(5) is True
+        fake.writers[-1].close()  # the node restarts: not booted until it says so again
+        while fake.connections < 2:
+            await asyncio.sleep(0.01)  # polling the server's accept counter
+        await client.wait_connected(5)
+        await client.action("Ping")
+        assert await client.wait_booted(0.1) is False
+    fake.booting = False
+    async with running(port) as (client, _):
+        await client.wait_connected(5)
+        assert await client.wait_booted(5) is True

@@ -453,3 +453,45 @@ def test_phones_added_later_are_rung_by_the_queue(lab: Lab) -> None:
             _queue_call_reaches(lab, phone, port, agent)
         finally:
             _cli(lab, "agent", "logoff", agent)
+
+
+def test_callers_waiting_together_ring_free_agents_at_once(lab: Lab) -> None:
+    """A busy queue rings every free agent for the callers waiting, not only for the one at the head: the
+    second caller rings Boris while Alice's phone is still ringing for the first (queues.conf `autofill`;
+    without it the second caller waited until the first was answered, then up to a second more)."""
+    _logoff_everyone(lab)
+    _cli(lab, "queue", "add", "cc-parallel", "--strategy", "rrmemory")
+    _cli(lab, "route", "add", "5305", "queue", "cc-parallel")
+    for agent, phone, port in (("1001", "2201", 5761), ("1002", "2202", 5771)):
+        _cli(lab, "agent", "queue", agent, "cc-parallel")
+        _register(lab, phone, port)
+        _cli(lab, "agent", "login", agent, "--phone", phone)
+    # desks that ring 2 s before answering: the first caller is still ringing when the second one waits
+    slow_desk = lab.workdir / "answer_hangup_ring2s.xml"
+    slow_desk.write_text(
+        (Path(__file__).parent / "sipp" / "answer_hangup.xml")
+        .read_text()
+        .replace('<pause milliseconds="300"/>', '<pause milliseconds="2000"/>', 1)
+    )
+    try:
+        with (
+            Sipp(lab.workdir, str(slow_desk), "", local_ip="127.0.0.1", port=5761, duration_ms=500, timeout_s=20,
+                 uas=True) as alice,
+            Sipp(lab.workdir, str(slow_desk), "", local_ip="127.0.0.1", port=5771, duration_ms=500, timeout_s=20,
+                 uas=True) as boris,
+        ):  # fmt: skip
+            wait_for(lambda: alice.listening() and boris.listening(), 5, "both desks to listen")
+            first, second = _caller(), _caller()
+            call1 = _carrier_call(lab, "5305", 5781, "caller_waits.xml", first).start()
+            call_id1 = _call_of(lab, first, ended=False).call_id
+            wait_for(lambda: _events(lab, call_id1, "AgentCalled"), 5, "the first caller to ring an agent")
+            call2 = _carrier_call(lab, "5305", 5791, "caller_waits.xml", second).start()
+            results = [call1.wait(), call2.wait(), alice.wait(), boris.wait()]
+        assert all(r.ok for r in results), "\n".join(r.stdout[-1500:] for r in results)
+        rec1, rec2 = _call_of(lab, first), _call_of(lab, second)
+        assert {rec1.agent_number, rec2.agent_number} == {"1001", "1002"}
+        answered_first = _events(lab, rec1.call_id, "AgentConnect")[0].ts
+        rung_second = _events(lab, rec2.call_id, "AgentCalled")[0].ts
+        assert rung_second < answered_first, (rung_second, answered_first)
+    finally:
+        _logoff_everyone(lab)

@@ -25,6 +25,7 @@ from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
 CACHE_REFRESH_S = CACHE_LIFETIME_S / 3  # the nodes' PJSIP caches are refilled this often, even without changes
+BOOT_WAIT_S = 60  # how long a node that has just accepted the AMI login may take to finish loading its modules
 
 
 class NodeService:
@@ -91,6 +92,18 @@ class NodeService:
             self.cache_version[name] = max(self.cache_version.get(name, 0), version)
             log.info("node %s: PJSIP caches refreshed at configuration version %d", name, version)
 
+    async def _sync_caches_when_booted(self, name: str) -> None:
+        """_sync_caches once the node has loaded all its modules: Hotline may connect to a node that is still
+        starting, whose PJSIP CLI commands and cache actions do not exist yet ("No such command")."""
+        client = self.clients.get(name)
+        if client is None:
+            return
+        if not await client.wait_booted(BOOT_WAIT_S):
+            if not client.connected:
+                return  # gone again: done on the next connection
+            log.warning("node %s: no FullyBooted after %d s; refreshing its PJSIP caches anyway", name, BOOT_WAIT_S)
+        await self._sync_caches(name)
+
     async def _refresh_loop(self) -> None:
         """Refresh every node's caches well before they expire, and check again that it follows every phone.
 
@@ -119,7 +132,11 @@ class NodeService:
             if phone in known:
                 continue
             try:
-                known_here, _ = await client.command(f"pjsip show qualify aor {phone}")
+                known_here, out = await client.command(f"pjsip show qualify aor {phone}")
+                if not known_here and any("No such command" in line for line in out):
+                    log.warning("node %s: PJSIP's CLI is not loaded (%s); device states checked on the next "
+                                "refresh", name, " ".join(out))  # fmt: skip
+                    return False
                 if not known_here:
                     ok, out = await client.command(f"pjsip reload qualify aor {phone}")
                     if ok:
@@ -211,7 +228,7 @@ class NodeService:
         version = (client.version or "") if client else ""
         self._spawn(self._write_state(name, up, version))
         if up:  # the node may have missed changes while it was away, or just started
-            self._spawn(self._sync_caches(name))
+            self._spawn(self._sync_caches_when_booted(name))
         else:
             self.cache_version.pop(name, None)
             self._state_known.pop(name, None)  # the node may come back restarted
