@@ -965,8 +965,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not news
-        # one INFO line per CRM lookup and webhook delivery would cost CPU on every call (bench/CALLS.md)
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except (ConfigError, ValidationError, NotFoundError, ConflictError, PermissionDeniedError) as exc:

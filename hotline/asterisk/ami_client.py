@@ -86,8 +86,9 @@ class AMIClient:
         except TimeoutError:
             raise NodeUnavailableError(f"AMI of {self.name} not connected after {timeout:.1f} s") from None
 
-    async def wait_booted(self, timeout: float) -> bool:
-        """Wait until the connected node has said FullyBooted; False if it has not within `timeout` s."""
+    async def wait_booted(self, timeout: float | None) -> bool:
+        """Wait until the connected node has said FullyBooted; False if it has not within `timeout` s (None:
+        no limit).  A later connection's FullyBooted also ends the wait."""
         try:
             async with asyncio.timeout(timeout):
                 await self._booted.wait()

@@ -52,6 +52,8 @@ class FakeAMI:
                 return
             w.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: Authentication accepted\r\n\r\n".encode())
             w.write(_without_fully_booted(EVENTS) if self.booting else EVENTS)
+        elif name == "sorcerymemorycachepopulate":
+            w.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: Cache populated\r\n\r\n".encode())
         elif name == "ping":
             w.write(f"Response: Success\r\nActionID: {aid}\r\nPing: Pong\r\n\r\n".encode())
         elif name == "queuestatus":

@@ -94,15 +94,24 @@ class NodeService:
 
     async def _sync_caches_when_booted(self, name: str) -> None:
         """_sync_caches once the node has loaded all its modules: Hotline may connect to a node that is still
-        starting, whose PJSIP CLI commands and cache actions do not exist yet ("No such command")."""
+        starting, whose PJSIP CLI commands and cache actions do not exist yet ("No such command").  A node
+        that says nothing for BOOT_WAIT_S is synced anyway, and again when it does say FullyBooted.  Each AMI
+        connection has its own waiter; one that outlived its connection stops."""
         client = self.clients.get(name)
         if client is None:
             return
-        if not await client.wait_booted(BOOT_WAIT_S):
-            if not client.connected:
-                return  # gone again: done on the next connection
-            log.warning("node %s: no FullyBooted after %d s; refreshing its PJSIP caches anyway", name, BOOT_WAIT_S)
+        connection = client.connects
+        booted = await client.wait_booted(BOOT_WAIT_S)
+        if self.clients.get(name) is not client or client.connects != connection or not client.connected:
+            return  # gone or reconnected meanwhile: the newer connection's waiter does it
+        if booted:
+            await self._sync_caches(name)
+            return
+        log.warning("node %s: no FullyBooted after %d s; refreshing its PJSIP caches anyway", name, BOOT_WAIT_S)
         await self._sync_caches(name)
+        await client.wait_booted(None)
+        if self.clients.get(name) is client and client.connects == connection and client.connected:
+            await self._sync_caches(name)
 
     async def _refresh_loop(self) -> None:
         """Refresh every node's caches well before they expire, and check again that it follows every phone.

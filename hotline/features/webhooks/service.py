@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 
 from hotline.db.repositories.webhooks import (
     PAYLOAD_MAX_BYTES,
@@ -146,7 +146,7 @@ class WebhookService:
         self._closing = False
         self._persist_lock = asyncio.Lock()
         self._sub: Subscription | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._log_last: dict[str, float] = {}
         self.dropped = 0
         self.created = 0
@@ -158,11 +158,10 @@ class WebhookService:
     async def start(self) -> None:
         """Load the webhooks, subscribe to the bus, and ask for pending rows left by an earlier run."""
         await self.refresh()
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout),
-            follow_redirects=False,
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            connector=aiohttp.TCPConnector(limit=self._concurrency),  # kept alive and reused
             trust_env=False,  # no proxy from the environment
-            limits=httpx.Limits(max_connections=self._concurrency, max_keepalive_connections=self._concurrency),
             headers={"User-Agent": "Hotline-Webhooks/1"},
         )
         self._closing = False
@@ -199,7 +198,7 @@ class WebhookService:
         await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         await self._release(unfinished)
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     # ------------------------------------------------------------------ administration
@@ -478,8 +477,8 @@ class WebhookService:
         }
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._client.stream("POST", d.url, content=body, headers=headers) as resp:
-                    status = resp.status_code
+                async with self._client.post(d.url, data=body, headers=headers, allow_redirects=False) as resp:
+                    status = resp.status
                     # a short answer is read to the end so the connection can be reused
                     snippet = await _read_prefix(resp, _ERROR_BODY_BYTES)
                     if 200 <= status < 300:
@@ -487,7 +486,7 @@ class WebhookService:
                     return status, f"HTTP {status}" + (f": {snippet}" if snippet else "")
         except TimeoutError:
             return None, f"no answer within {self._timeout:g} s"
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp cannot use
             return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
 
     # ------------------------------------------------------------------ helpers
@@ -499,9 +498,9 @@ class WebhookService:
             log.warning(message, *args)
 
 
-async def _read_prefix(resp: httpx.Response, limit: int) -> str:
+async def _read_prefix(resp: aiohttp.ClientResponse, limit: int) -> str:
     data = bytearray()
-    async for chunk in resp.aiter_raw():
+    async for chunk in resp.content.iter_any():
         data += chunk
         if len(data) >= limit:
             break

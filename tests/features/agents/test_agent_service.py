@@ -178,6 +178,28 @@ async def test_queue_events_drive_ringing_on_call_wrap_up(world: World) -> None:
     assert names == [("login", "available"), ("ring", "ringing"), ("connect", "on_call"), ("complete", "wrap_up")]
 
 
+async def test_one_flush_stores_every_agents_latest_state(world: World) -> None:
+    """A busy moment's transitions of several agents are written in one flush (one UPDATE for all agents);
+    each agent's row ends with its own latest state, as another instance reads it."""
+    svc = world.service()
+    await svc.start()
+    await svc.login("1001", "4321", "2101", actor="test")
+    await svc.login("1002", "8765", "2102", actor="test")
+    alice, boris = (world.snap.agent_by_number[n].id for n in ("1001", "1002"))
+    svc.on_ami("n1", _queue_event("AgentCalled", "1001"))
+    svc.on_ami("n1", _queue_event("AgentCalled", "1002"))
+    svc.on_ami("n1", _queue_event("AgentConnect", "1002"))
+    svc.on_ami("n1", _queue_event("AgentConnect", "1001"))
+    svc.on_ami("n1", _queue_event("AgentComplete", "1001", Reason="caller"))
+    await svc.flush()
+    stored = {s.agent_id: s for s in world.repo.load_all()}
+    assert (stored[alice].state, stored[alice].phone, stored[alice].call_id) == (st.WRAP_UP, "2101", "call-1")
+    assert (stored[boris].state, stored[boris].phone, stored[boris].call_id) == (st.ON_CALL, "2102", "call-1")
+    other = world.service()  # another instance sees the same
+    await other.start()
+    assert (other.status(alice).state, other.status(boris).state) == (st.WRAP_UP, st.ON_CALL)
+
+
 async def test_missed_calls_in_a_row_pause_the_agent(world: World) -> None:
     svc = world.service()
     await svc.start()

@@ -35,6 +35,8 @@ class FakeCrm:
     url: str = ""
     answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     streamed: dict[str, int] = field(default_factory=dict)  # number -> chunked body of that many bytes
+    stalled: set[str] = field(default_factory=set)  # numbers answered 404 whose body never ends
+    release: asyncio.Event = field(default_factory=asyncio.Event)  # ends the stalled bodies
     requests: list[CrmRequest] = field(default_factory=list)
     connections: list[tuple[str, int]] = field(default_factory=list)  # the client address of each request
     gate: asyncio.Event | None = None  # when set (closed), every request waits until it opens
@@ -57,6 +59,13 @@ class FakeCrm:
         self.arrived.set()
         if self.gate is not None:
             await self.gate.wait()
+        if number in self.stalled:
+
+            async def stalled() -> AsyncIterator[bytes]:
+                yield b"not "
+                await self.release.wait()
+
+            return StreamingResponse(stalled(), status_code=404, media_type="text/plain")
         if number in self.streamed:
             size = self.streamed[number]
 
@@ -80,6 +89,7 @@ async def crm() -> AsyncIterator[FakeCrm]:
         finally:
             if fake.gate is not None:
                 fake.gate.set()  # let held requests finish before the server stops
+            fake.release.set()
 
 
 @pytest.fixture

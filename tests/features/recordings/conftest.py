@@ -309,6 +309,7 @@ FAST = {
     "incomplete_retry_s": 0.05,
     "incomplete_grace_s": 30.0,
     "poll_interval_s": 0.05,
+    "gather_s": 0.0,  # the intake applies each fact at once (test_facts_arriving_together... sets its own)
     "check_interval_s": 0.05,
     "scan_interval_s": 0.2,
     "retention_interval_s": 0.2,

@@ -360,7 +360,7 @@ async def test_facts_arriving_together_are_applied_in_one_batch(
 ) -> None:
     # On a busy node every call's Hangups arrive a few ms apart; each batch is a hop to a worker thread and
     # one transaction, so the intake gathers what arrives within `gather_s` of the first fact.
-    service = make_service(gather_s=0.5)
+    service = make_service(gather_s=1.0)
     batches: list[int] = []
     apply = service._apply
 
