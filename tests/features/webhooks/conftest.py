@@ -61,6 +61,7 @@ class Receiver:
     base: str = ""
     secrets: dict[str, str] = field(default_factory=dict)  # path name -> secret
     fail_first: dict[str, int] = field(default_factory=dict)  # path name -> deliveries to refuse with 503
+    redirect: dict[str, str] = field(default_factory=dict)  # path name -> path name it answers 302 to
     got: list[Received] = field(default_factory=list)  # verified deliveries, in arrival order
     rejected: int = 0
     gate: asyncio.Event | None = None
@@ -89,6 +90,8 @@ class Receiver:
             if self.gate is not None:
                 await self.gate.wait()
             self.got.append(Received(name, dict(request.headers), body, time.monotonic()))
+            if name in self.redirect:
+                return Response("moved", 302, headers={"Location": self.url(self.redirect[name])})
             if self.fail_first.get(name, 0) > 0:
                 self.fail_first[name] -= 1
                 return Response("maintenance", 503)

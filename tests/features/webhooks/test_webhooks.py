@@ -149,6 +149,22 @@ async def test_a_delivery_fails_after_max_attempts_and_can_be_sent_again(engine:
         await eventually(lambda: _state_is(repo, created.webhook.id, [("delivered", 1)]), what="the redelivery")
 
 
+async def test_a_redirect_is_a_failed_attempt_not_followed(sqlite_engine: Engine, receiver: Receiver) -> None:
+    # a signed event must reach only the URL the administrator configured
+    bus = EventBus()
+    service = make_service(sqlite_engine, bus, max_attempts=1)
+    repo = WebhookRepository(sqlite_engine)
+    async with running(service):
+        moved = await service.add_webhook(receiver.url("moved"))
+        receiver.secrets["moved"] = receiver.secrets["elsewhere"] = moved.secret
+        receiver.redirect["moved"] = "elsewhere"
+        bus.publish("call.ended", {})
+        await eventually(lambda: _state_is(repo, moved.webhook.id, [("failed", 1)]), what="the redirected attempt")
+    (row,) = await asyncio.to_thread(repo.list_deliveries, moved.webhook.id)
+    assert (row.last_status, row.last_error) == (302, "HTTP 302: moved")
+    assert receiver.for_hook("elsewhere") == [] and len(receiver.for_hook("moved")) == 1
+
+
 async def test_timeouts_and_connection_errors_are_logged_in_the_row(sqlite_engine: Engine, receiver: Receiver) -> None:
     bus = EventBus()
     service = make_service(sqlite_engine, bus, max_attempts=1, timeout=0.2)
