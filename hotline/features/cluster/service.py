@@ -101,16 +101,20 @@ class NodeService:
         if client is None:
             return
         connection = client.connects
+
+        def same_connection() -> bool:  # else the node is gone, or a newer connection's waiter does it
+            return self.clients.get(name) is client and client.connects == connection and client.connected
+
         booted = await client.wait_booted(BOOT_WAIT_S)
-        if self.clients.get(name) is not client or client.connects != connection or not client.connected:
-            return  # gone or reconnected meanwhile: the newer connection's waiter does it
+        if not same_connection():
+            return
         if booted:
             await self._sync_caches(name)
             return
         log.warning("node %s: no FullyBooted after %d s; refreshing its PJSIP caches anyway", name, BOOT_WAIT_S)
         await self._sync_caches(name)
         await client.wait_booted(None)
-        if self.clients.get(name) is client and client.connects == connection and client.connected:
+        if same_connection():
             await self._sync_caches(name)
 
     async def _refresh_loop(self) -> None:
@@ -142,11 +146,11 @@ class NodeService:
                 continue
             try:
                 known_here, out = await client.command(f"pjsip show qualify aor {phone}")
-                if not known_here and any("No such command" in line for line in out):
-                    log.warning("node %s: PJSIP's CLI is not loaded (%s); device states checked on the next "
-                                "refresh", name, " ".join(out))  # fmt: skip
-                    return False
                 if not known_here:
+                    if any("No such command" in line for line in out):
+                        log.warning("node %s: PJSIP's CLI is not loaded (%s); device states checked on the next "
+                                    "refresh", name, " ".join(out))  # fmt: skip
+                        return False
                     ok, out = await client.command(f"pjsip reload qualify aor {phone}")
                     if ok:
                         log.info("node %s: now following the registrations of phone %s", name, phone)

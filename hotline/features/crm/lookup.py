@@ -537,8 +537,8 @@ class CallerLookupService:
                 if resp.status in (204, 404):
                     return None
                 raise ProtocolError(f"HTTP {resp.status} {resp.reason or ''}".rstrip())
-            length = resp.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > self._max_bytes:
+            length = self._declared_too_long(resp)
+            if length is not None:
                 raise ProtocolError(f"answer larger than {self._max_bytes} bytes (Content-Length {length})")
             body = await self._read_body(resp)
             if body is None:
@@ -550,12 +550,16 @@ class CallerLookupService:
         lookup: a response closed unread closes its connection, and with TLS the next lookup would pay a
         handshake (most callers are unknown to the CRM).  The status is the answer: a body that is too long,
         slow or broken only costs this connection, never an error or a wait."""
-        length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self._max_bytes:
+        if self._declared_too_long(resp) is not None:
             return
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with asyncio.timeout(_DRAIN_S):
                 await self._read_body(resp)
+
+    def _declared_too_long(self, resp: aiohttp.ClientResponse) -> str | None:
+        """The answer's Content-Length when it announces more than the size limit, else None."""
+        length = resp.headers.get("Content-Length", "")
+        return length if length.isdigit() and int(length) > self._max_bytes else None
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes | None:
         """The whole body, or None as soon as it exceeds the size limit (the rest is left unread and the
